@@ -1,0 +1,146 @@
+"""The one seam between the mathematics and the array library, and the run's random streams.
+
+Every numerical routine of twolayer receives its arrays from a :class:`Backend` and works on them
+with the backend's array namespace ``xp``; the default is NumPy in float64. All random numbers
+are drawn with NumPy generators from :class:`RunStreams` and then moved to the backend, so the
+same seed gives the same numbers whatever backend runs the algebra.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+DTYPES = ("float64", "float32")
+
+#: Stable ids of the named random streams of a run (never reorder: it would change every result).
+STREAM_IDS: dict[str, int] = {
+    "teacher": 1,  # teacher parameters (directions, cluster means, ...)
+    "init": 2,  # student initialisation
+    "batch": 3,  # training batch k is stream ("batch", k)
+    "readout": 4,  # the readout's own batch
+    "test": 5,  # the test set
+    "train_noise": 6,  # Langevin noise, minibatch orders (indexed by step)
+    "measure": 7,  # probe sets of measurements
+}
+
+
+def stream_id(name: str) -> int:
+    """Integer id of a named stream; unknown names get a stable CRC32-based id."""
+    if name in STREAM_IDS:
+        return STREAM_IDS[name]
+    return 1000 + zlib.crc32(name.encode()) % (2**31)
+
+
+@dataclass(frozen=True)
+class RunStreams:
+    """Independent random streams of one run, all derived from a single seed.
+
+    Stream ``(name, *index)`` is ``SeedSequence(seed, spawn_key=(id(name), *index))``: it
+    depends only on the seed, the name and the index, so drawing more test points or taking
+    more training steps never changes the training data.
+
+    Examples
+    --------
+    >>> streams = RunStreams(0)
+    >>> rng_teacher = streams.generator("teacher")
+    >>> rng_batch_2 = streams.generator("batch", 2)
+    """
+
+    seed: int
+
+    def seed_sequence(self, name: str, *index: int) -> np.random.SeedSequence:
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+        return np.random.SeedSequence(
+            entropy=self.seed, spawn_key=(stream_id(name), *(int(i) for i in index))
+        )
+
+    def generator(self, name: str, *index: int) -> np.random.Generator:
+        return np.random.default_rng(self.seed_sequence(name, *index))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Array library, dtype and device used for the algebra of a run.
+
+    Parameters
+    ----------
+    name : {"numpy", "torch"}
+    dtype : {"float64", "float32"}
+    device : str or None
+        Torch device ("cpu", "cuda", "cuda:1"); ignored by NumPy.
+    """
+
+    name: str = "numpy"
+    dtype: str = "float64"
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ("numpy", "torch"):
+            raise ValueError(f"unknown backend {self.name!r}; expected 'numpy' or 'torch'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; expected one of {DTYPES}")
+        if self.name == "numpy" and self.device not in (None, "cpu"):
+            raise ValueError(f"the numpy backend runs on the CPU only, got device {self.device!r}")
+
+    @property
+    def xp(self) -> ModuleType:
+        """The array namespace (``numpy`` or ``torch``)."""
+        if self.name == "numpy":
+            return np
+        return _import_torch()
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def asarray(self, array: Any) -> Any:
+        """Convert a NumPy array (or nested sequence) to this backend's array and dtype."""
+        if self.name == "numpy":
+            return np.asarray(array, dtype=self.np_dtype)
+        torch = _import_torch()
+        tdtype = torch.float64 if self.dtype == "float64" else torch.float32
+        if isinstance(array, torch.Tensor):
+            return array.to(device=self.device or "cpu", dtype=tdtype)
+        return torch.as_tensor(np.asarray(array), dtype=tdtype, device=self.device or "cpu")
+
+    def normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
+        """Standard normal array drawn from ``rng`` (always by NumPy, so backends agree)."""
+        return self.asarray(rng.standard_normal(shape))
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """Return a NumPy copy/view of a NumPy array or torch tensor."""
+    if isinstance(array, np.ndarray):
+        return array
+    if hasattr(array, "detach"):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def namespace_of(array: Any) -> ModuleType:
+    """The array namespace an array belongs to (numpy or torch)."""
+    if isinstance(array, np.ndarray | np.generic | float | int):
+        return np
+    module = type(array).__module__
+    if module.startswith("torch"):
+        return _import_torch()
+    return np
+
+
+def _import_torch() -> ModuleType:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the torch backend needs PyTorch: pip install 'twolayer[torch]'"
+        ) from exc
+    return torch
+
+
+DEFAULT_BACKEND = Backend()

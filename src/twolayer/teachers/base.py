@@ -1,0 +1,96 @@
+"""Teacher (data model) interface and registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from twolayer.backend import DEFAULT_BACKEND, Backend
+from twolayer.registry import Registry
+
+
+class Teacher(ABC):
+    """A data model: ``sample(n, rng)`` returns inputs X (n, d) and labels y (n,).
+
+    Attributes
+    ----------
+    d : int
+        Input dimension.
+    task : {"regression", "classification"}
+        Classification teachers return labels in {-1, +1}.
+    """
+
+    d: int
+    task: str = "regression"
+
+    @abstractmethod
+    def sample_numpy(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw n samples as NumPy float64 arrays (the definition of the data model)."""
+
+    def sample(
+        self, n: int, rng: np.random.Generator, backend: Backend = DEFAULT_BACKEND
+    ) -> tuple[Any, Any]:
+        """Draw n samples (X of shape (n, d), y of shape (n,)) on ``backend``.
+
+        Numbers are drawn by NumPy and then converted, so every backend sees the same data.
+        """
+        if n < 0:
+            raise ValueError(f"number of samples must be >= 0, got {n}")
+        X, y = self.sample_numpy(int(n), rng)
+        return backend.asarray(X), backend.asarray(y)
+
+    @property
+    def directions(self) -> np.ndarray | None:
+        """Target directions, shape (r, d) with orthonormal rows, or None."""
+        return None
+
+    @property
+    def bayes_risk(self) -> float | None:
+        """Smallest achievable test error (MSE, or 0-1 error for classification), if known."""
+        return None
+
+    def bayes_predict(self, X: np.ndarray) -> np.ndarray | None:
+        """Bayes-optimal prediction (conditional mean or most likely label), if known."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Scalars that characterise the teacher (for records)."""
+        return {}
+
+
+TeacherBuilder = Callable[..., Teacher]
+TEACHERS: Registry[TeacherBuilder] = Registry("teacher")
+
+
+def get_teacher(name: str, *, d: int, rng: np.random.Generator, **options: Any) -> Teacher:
+    """Build a registered teacher; its random parameters are drawn from ``rng``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``TEACHERS.names()``.
+    d : int
+        Input dimension.
+    rng : numpy Generator
+        The run's "teacher" stream.
+    **options
+        The teacher's own options (see each teacher's docstring).
+    """
+    builder = TEACHERS.get(name)
+    if int(d) <= 0:
+        raise ValueError(f"teacher {name!r}: d must be a positive integer, got {d}")
+    return builder(d=int(d), rng=rng, **options)
+
+
+def random_orthonormal(r: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """r orthonormal rows in R^d, uniformly distributed (QR of a Gaussian matrix)."""
+    if not 1 <= r <= d:
+        raise ValueError(f"need 1 <= r <= d, got r={r}, d={d}")
+    G = rng.standard_normal((d, r))
+    Q, R = np.linalg.qr(G)
+    # fix the signs so that the distribution is Haar (not biased by QR's sign convention)
+    Q *= np.sign(np.diag(R))[None, :]
+    return Q.T.copy()
