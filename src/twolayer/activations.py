@@ -15,6 +15,7 @@ are accurate to ~1e-12; nothing is hard-coded.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ def gaussian_expectation(
     density = 1.0 / math.sqrt(2.0 * math.pi)
     edges = [-np.inf, *sorted(float(k) for k in kinks), np.inf]
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         value, _ = scipy.integrate.quad(
             lambda t: float(fn(np.float64(t))) * density * math.exp(-0.5 * t * t),
             lo,
@@ -177,8 +178,10 @@ def hermite_coefficients(act: Activation | ArrayFn, kmax: int) -> np.ndarray:
         if key in act._cache:
             return act._cache[key].copy()
     coefs = np.array(
-        [gaussian_expectation(lambda z, k=k: fn(z) * hermite_basis(z, k)[k], kinks)
-         for k in range(kmax + 1)]
+        [
+            gaussian_expectation(lambda z, k=k: fn(z) * hermite_basis(z, k)[k], kinks)
+            for k in range(kmax + 1)
+        ]
     )
     if isinstance(act, Activation):
         act._cache[("hermite", kmax)] = coefs
@@ -248,7 +251,9 @@ def _tanh() -> Activation:
 
 @ACTIVATIONS.register("erf")
 def _erf_act() -> Activation:
-    return Activation("erf", _erf, lambda z: (2.0 / math.sqrt(math.pi)) * namespace_of(z).exp(-z * z))
+    return Activation(
+        "erf", _erf, lambda z: (2.0 / math.sqrt(math.pi)) * namespace_of(z).exp(-z * z)
+    )
 
 
 @ACTIVATIONS.register("sigmoid")

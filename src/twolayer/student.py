@@ -106,10 +106,19 @@ class TwoLayer:
         grad_a : (N,) array or None
             scale/n * sigma(X W^T)^T l'(f)
         """
+        _, grad_W, grad_a = self.value_and_gradients(X, y, loss, need_W=need_W, need_a=need_a)
+        return grad_W, grad_a
+
+    def value_and_gradients(
+        self, X: Any, y: Any, loss: Loss, *, need_W: bool = True, need_a: bool = True
+    ) -> tuple[float, Any | None, Any | None]:
+        """Batch-mean loss and its gradients (see :meth:`gradients`) from one forward pass."""
         n = X.shape[0]
         P = self.preactivations(X)
         F = self.activation(P)
-        residual = loss.derivative(self.scale * (F @ self.a), y)
+        f = self.scale * (F @ self.a)
+        value = float(loss.value(f, y).mean())
+        residual = loss.derivative(f, y)
         coef = self.scale / n
         grad_a = coef * (F.T @ residual) if need_a else None
         grad_W = None
@@ -119,7 +128,7 @@ class TwoLayer:
             G *= residual[:, None]
             G *= self.a[None, :]
             grad_W = coef * (G.T @ X)
-        return grad_W, grad_a
+        return value, grad_W, grad_a
 
 
 def init_student(

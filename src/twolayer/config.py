@@ -1,0 +1,326 @@
+"""Typed configuration of one run (teacher, student, training, readout, evaluation,
+measurements, backend), validated by pydantic.
+
+A sweep spec (twolayer.experiment) adds name, seeds, sweep, executor and store around these
+sections; this module only knows what a single run needs, so the core can run without the
+experiment layer. Every model forbids unknown keys; option dictionaries of registered components
+(teacher options, activation options) are checked against the component's signature.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from twolayer.activations import ACTIVATIONS, Activation, get_activation
+from twolayer.losses import LOSSES
+from twolayer.teachers import TEACHERS, Teacher, get_teacher
+from twolayer.train.gd import GDOptions
+from twolayer.train.schedule import StepSize
+from twolayer.train.steps import GiantStep
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_options(kind: str, name: str, fn: Any, options: dict[str, Any], skip: tuple = ()) -> None:
+    """Raise ValueError naming any option that ``fn`` does not accept (with a did-you-mean)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [p for p in params if p not in skip and p != "self"]
+    for key in options:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{kind} {name!r} has no option {key!r}{hint}; its options are: "
+                f"{', '.join(allowed) or 'none'}"
+            )
+
+
+class ActivationConfig(_Model):
+    """An activation by name with its options; a plain string is accepted (``"relu"``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field("relu", description="registered activation name")
+    center: bool = Field(False, description="subtract mu_0 = E[sigma(z)]")
+    remove_linear: bool = Field(False, description="subtract the linear part mu_1 z")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> ActivationConfig:
+        if self.name not in ACTIVATIONS:
+            raise ValueError(ACTIVATIONS.unknown_message(self.name))
+        check_options("activation", self.name, ACTIVATIONS.get(self.name), self.options)
+        self.build()
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def build(self) -> Activation:
+        return get_activation(
+            self.name, center=self.center, remove_linear=self.remove_linear, **self.options
+        )
+
+
+class TeacherConfig(_Model):
+    """The data model: ``name`` (registered teacher), ``d`` and the teacher's own options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(description="registered teacher: " + ", ".join(TEACHERS.names()))
+    d: PositiveInt = Field(description="input dimension")
+
+    @model_validator(mode="after")
+    def _check(self) -> TeacherConfig:
+        if self.name not in TEACHERS:
+            raise ValueError(TEACHERS.unknown_message(self.name))
+        check_options("teacher", self.name, TEACHERS.get(self.name), self.options, ("d", "rng"))
+        self.build(np.random.default_rng(0))  # validates option values
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def build(self, rng: np.random.Generator) -> Teacher:
+        return get_teacher(self.name, d=self.d, rng=rng, **self.options)
+
+
+class StudentConfig(_Model):
+    """The two-layer student f(x) = scale(N) sum_i a_i sigma(<w_i, x>)."""
+
+    N: PositiveInt = Field(description="width (number of hidden neurons)")
+    activation: ActivationConfig = Field(default_factory=ActivationConfig)
+    scaling: Literal["standard", "mean_field"] = Field(
+        "standard", description="output scale 1/sqrt(N) (standard) or 1/N (mean_field)"
+    )
+    w_init: Literal["gaussian", "sphere"] = Field(
+        "gaussian", description="gaussian: entries N(0, w_scale^2/d); sphere: rows of norm w_scale"
+    )
+    w_scale: PositiveFloat = Field(1.0, description="row norm of W_0 (small = small init)")
+    a_init: Literal["gaussian", "pm1", "balanced", "constant"] = Field(
+        "gaussian", description="second-layer init: N(0, a_scale^2), +-a_scale, balanced, constant"
+    )
+    a_scale: float = Field(1.0, description="scale of the second-layer init")
+
+
+class StepSizeConfig(_Model):
+    """eta = c * S^alpha (S one of n, N, d, 1). A plain number means eta = c."""
+
+    c: float = Field(1.0, description="constant")
+    alpha: float = Field(0.0, ge=-1.0, le=1.0, description="exponent, in [-1, 1]")
+    S: Literal["n", "N", "d", "1"] = Field("1", description="the size the step scales with")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"c": value}
+        return value
+
+    def build(self) -> StepSize:
+        return StepSize(self.c, self.alpha, self.S)
+
+
+class GiantStepConfig(_Model):
+    """One full-batch step on a fresh or an earlier (reused) batch."""
+
+    eta: StepSizeConfig = Field(default_factory=StepSizeConfig)
+    batch: Literal["fresh"] | NonNegativeInt = Field(
+        "fresh", description="'fresh', or the index of an earlier step whose batch is reused"
+    )
+    layer: Literal["W", "a", "both"] = "W"
+    n: PositiveInt | None = Field(None, description="batch size of a fresh batch (default train.n)")
+
+    def build(self) -> GiantStep:
+        return GiantStep(self.eta.build(), self.batch, self.layer, self.n)
+
+
+def _check_loss(name: str) -> str:
+    if name not in LOSSES:
+        raise ValueError(LOSSES.unknown_message(name))
+    return name
+
+
+class GiantStepsConfig(_Model):
+    """A list of giant gradient steps (Ba et al. 2022; Moniri et al. 2023; two-step analysis)."""
+
+    protocol: Literal["giant_steps"] = "giant_steps"
+    n: PositiveInt = Field(description="size of each fresh training batch")
+    loss: str = Field("square", description="square, logistic, hinge or absolute")
+    steps: list[GiantStepConfig] = Field(default_factory=lambda: [GiantStepConfig()])
+
+    _loss = field_validator("loss")(_check_loss)
+
+    @model_validator(mode="after")
+    def _check_batches(self) -> GiantStepsConfig:
+        for k, step in enumerate(self.steps):
+            if step.batch != "fresh" and step.batch >= k:
+                raise ValueError(
+                    f"steps[{k}].batch = {step.batch}: a reused batch must come from an earlier "
+                    f"step (0..{k - 1})"
+                )
+        return self
+
+
+class WeightDecayConfig(_Model):
+    W: NonNegativeFloat = 0.0
+    a: NonNegativeFloat = 0.0
+
+
+class GDConfig(_Model):
+    """Full-batch GD or minibatch/online SGD, optional weight decay and Langevin noise."""
+
+    protocol: Literal["gd"] = "gd"
+    n: PositiveInt = Field(description="training set size (batch size of online SGD if unset)")
+    loss: str = Field("square", description="square, logistic, hinge or absolute")
+    steps: NonNegativeInt = Field(100, description="number of steps")
+    eta: StepSizeConfig = Field(default_factory=StepSizeConfig)
+    decay: NonNegativeFloat = Field(0.0, description="eta_t = eta_0 (1 + t)^(-decay)")
+    batch_size: PositiveInt | None = Field(None, description="None = full batch")
+    online: bool = Field(False, description="fresh batch every step (one-pass SGD)")
+    train: Literal["W", "a", "both"] = "both"
+    weight_decay: WeightDecayConfig = Field(default_factory=WeightDecayConfig)
+    temperature: NonNegativeFloat = Field(0.0, description="Langevin temperature T")
+    record_every: PositiveInt = Field(10, description="trajectory stride")
+    monitor: list[str] = Field(
+        default_factory=list,
+        description="metrics recorded along the trajectory: test_loss, test_err01, or a "
+        "per-step measurement name",
+    )
+    monitor_n: PositiveInt = Field(2000, description="size of the held-out monitor set")
+
+    _loss = field_validator("loss")(_check_loss)
+
+    def build(self) -> GDOptions:
+        return GDOptions(
+            steps=self.steps,
+            eta=self.eta.build(),
+            decay=self.decay,
+            batch_size=self.batch_size,
+            online=self.online,
+            train=self.train,
+            weight_decay_W=self.weight_decay.W,
+            weight_decay_a=self.weight_decay.a,
+            temperature=self.temperature,
+            record_every=self.record_every,
+        )
+
+
+class NoTrainConfig(_Model):
+    """No feature training (random features)."""
+
+    protocol: Literal["none"] = "none"
+
+
+TrainConfig = Annotated[
+    GiantStepsConfig | GDConfig | NoTrainConfig, Field(discriminator="protocol")
+]
+
+
+class ReadoutConfig(_Model):
+    """Ridge regression of the second layer, over a grid of lambda (one eigendecomposition)."""
+
+    n: PositiveInt | None = Field(None, description="readout batch size (default train.n)")
+    batch: Literal["fresh", "reuse"] = Field(
+        "fresh", description="fresh batch, or reuse the first training batch"
+    )
+    lambdas: list[NonNegativeFloat] = Field(
+        default_factory=lambda: [1e-3], min_length=1, description="ridge penalties; 0 = min-norm"
+    )
+    penalty: Literal["mean", "sum"] = Field(
+        "mean", description="penalty added to the mean (1/n sum) or the sum of squared errors"
+    )
+    baselines: list[Literal["random_features", "linear", "kernel"]] = Field(
+        default_factory=list,
+        description="also fit: ridge on the student at init, linear ridge on x, kernel ridge "
+        "with the conjugate kernel at init",
+    )
+
+
+class EvaluateConfig(_Model):
+    """Test-error evaluation."""
+
+    n_test: PositiveInt = Field(10_000, description="test samples (streamed, never stored)")
+    chunk: PositiveInt = Field(4096, description="test samples evaluated at once")
+    train_errors: bool = Field(True, description="also report errors on the training data")
+
+
+class MeasureItem(_Model):
+    """A measurement by name with options; a plain string is accepted."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> MeasureItem:
+        from twolayer.measure import MEASUREMENTS
+
+        if self.name not in MEASUREMENTS:
+            raise ValueError(MEASUREMENTS.unknown_message(self.name))
+        check_options(
+            "measurement", self.name, MEASUREMENTS.get(self.name).fn, self.options, ("ctx",)
+        )
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class BackendConfig(_Model):
+    name: Literal["numpy", "torch"] = "numpy"
+    dtype: Literal["float64", "float32"] = "float64"
+    device: str | None = Field(None, description="torch device: cpu, cuda, cuda:1")
+
+
+class RunConfig(_Model):
+    """Everything one run needs besides its seed."""
+
+    teacher: TeacherConfig
+    student: StudentConfig
+    train: TrainConfig = Field(default_factory=NoTrainConfig)
+    readout: ReadoutConfig | None = Field(None, description="omit to evaluate the network as is")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    measure: list[MeasureItem] = Field(default_factory=list)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if isinstance(self.train, NoTrainConfig) and self.readout is not None:
+            if self.readout.batch == "reuse" or self.readout.n is None:
+                raise ValueError(
+                    "readout: with train.protocol 'none' give readout.n and batch 'fresh'"
+                )
+        return self
+
+    @property
+    def train_n(self) -> int | None:
+        return getattr(self.train, "n", None)

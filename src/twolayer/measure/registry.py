@@ -1,0 +1,96 @@
+"""Measurement registry: a measurement is a pure function of the run's state and data.
+
+Signature: ``fn(ctx: MeasureContext, **options) -> dict[str, float | numpy array]``. Keys are
+prefixed by the pipeline with the measurement's name ("spectrum.W_top", ...). Scalars go to the
+store's metric columns, arrays to its array table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams
+from twolayer.registry import Registry
+from twolayer.student import TwoLayer
+from twolayer.teachers import Teacher
+
+
+@dataclass
+class MeasureContext:
+    """Everything a measurement may look at (read-only by convention).
+
+    Attributes
+    ----------
+    teacher : Teacher
+    student_init : TwoLayer
+        The student at initialisation (W_0, a_0).
+    student : TwoLayer
+        The trained student (after the protocol, before any readout).
+    batches : dict[int, (X, y)]
+        Training batches of the protocol (step index -> batch); may be empty (online SGD).
+    streams : RunStreams
+        The run's random streams; measurements draw probe sets from ("measure", k).
+    backend : Backend
+    readout : dict or None
+        ``{"lambdas": (L,), "coef": (N, L) second-layer weights, "X": ..., "y": ...}`` when a
+        readout was fitted.
+    config : Any
+        The run's resolved configuration (pydantic model), for options such as n.
+    """
+
+    teacher: Teacher
+    student_init: TwoLayer
+    student: TwoLayer
+    batches: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    streams: RunStreams = field(default_factory=lambda: RunStreams(0))
+    backend: Backend = DEFAULT_BACKEND
+    readout: dict[str, Any] | None = None
+    config: Any = None
+
+    def probe(self, n: int, k: int = 0) -> tuple[Any, Any]:
+        """A fresh probe sample of size n from stream ("measure", k) (deterministic)."""
+        return self.teacher.sample(n, self.streams.generator("measure", k), self.backend)
+
+
+MeasureFn = Callable[..., dict[str, float | np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A registered measurement and whether it can run inside a training trajectory
+    (``per_step``: needs only the current student and the teacher)."""
+
+    name: str
+    fn: MeasureFn
+    per_step: bool = False
+    description: str = ""
+
+
+MEASUREMENTS: Registry[Measurement] = Registry("measurement")
+
+
+def register_measurement(name: str, *, per_step: bool = False) -> Callable[[MeasureFn], MeasureFn]:
+    """Decorator: ``@register_measurement("spectrum")`` on ``fn(ctx, **options) -> dict``."""
+
+    def decorator(fn: MeasureFn) -> MeasureFn:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        MEASUREMENTS.add(name, Measurement(name, fn, per_step, doc[0] if doc else ""))
+        return fn
+
+    return decorator
+
+
+def measure(name: str, ctx: MeasureContext, **options: Any) -> dict[str, float | np.ndarray]:
+    """Run the measurement ``name`` and prefix its keys with ``name.``."""
+    m = MEASUREMENTS.get(name)
+    try:
+        values = m.fn(ctx, **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise ValueError(f"measurement {name!r}: {exc}") from None
+        raise
+    return {f"{name}.{k}": v for k, v in values.items()}

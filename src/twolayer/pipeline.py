@@ -1,0 +1,315 @@
+"""One run, stage by stage: teacher, student init, protocol, readout, errors, measurements.
+
+Each stage draws from its own random stream, so a stage's output depends only on the seed and
+the config sections it reads. :class:`StageCache` keeps the teacher and the trained student of
+recent (seed, sections) keys, so runs of a sweep that differ only in later stages (readout size,
+lambda grid, measurements, n_test) reuse them and get exactly the numbers they would get alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twolayer.backend import Backend, RunStreams, to_numpy
+from twolayer.config import GDConfig, GiantStepsConfig, RunConfig
+from twolayer.losses import get_loss
+from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
+from twolayer.student import TwoLayer, init_student
+from twolayer.teachers import Teacher
+from twolayer.train.gd import gradient_descent
+from twolayer.train.readout import KernelRidge, LinearRidge, ridge_path
+from twolayer.train.steps import TrainResult, giant_steps
+
+
+class StageCache:
+    """A small LRU cache of stage outputs keyed by (stage, seed, config sections).
+
+    Parameters
+    ----------
+    maxsize : int
+        Entries kept; a trained student costs N x d floats, so keep this small.
+    """
+
+    def __init__(self, maxsize: int = 4) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        if key in self._data:
+            self._data.move_to_end(key)
+            self.hits += 1
+            return self._data[key]
+        self.misses += 1
+        value = compute()
+        self._data[key] = value
+        if len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+        return value
+
+
+def _section_key(*sections: Any) -> str:
+    return json.dumps(
+        [s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in sections],
+        sort_keys=True,
+    )
+
+
+@dataclass
+class RunResult:
+    """Outcome of one run.
+
+    Attributes
+    ----------
+    scalars : dict[str, float]
+        Named numbers (errors, measured quantities, theory predictions).
+    arrays : dict[str, numpy array]
+        Spectra, lambda paths, histograms, ...
+    trajectory : list of dict
+        Rows recorded during training.
+    timings : dict[str, float]
+        Wall time per stage in seconds.
+    teacher, student_init, student : objects of the run (not stored by the engine)
+    """
+
+    scalars: dict[str, float] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    trajectory: list[dict[str, float]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    teacher: Teacher | None = None
+    student_init: TwoLayer | None = None
+    student: TwoLayer | None = None
+    readout_coef: np.ndarray | None = None
+
+
+def build_teacher(config: RunConfig, streams: RunStreams) -> Teacher:
+    return config.teacher.build(streams.generator("teacher"))
+
+
+def build_student(config: RunConfig, streams: RunStreams, backend: Backend) -> TwoLayer:
+    s = config.student
+    return init_student(
+        s.N,
+        config.teacher.d,
+        s.activation.build(),
+        streams.generator("init"),
+        scaling=s.scaling,
+        w_init=s.w_init,
+        w_scale=s.w_scale,
+        a_init=s.a_init,
+        a_scale=s.a_scale,
+        backend=backend,
+    )
+
+
+def _monitor(
+    config: GDConfig, teacher: Teacher, streams: RunStreams, backend: Backend, init: TwoLayer
+) -> Callable[[TwoLayer, int], dict[str, float]] | None:
+    if not config.monitor:
+        return None
+    X_mon, y_mon = teacher.sample(config.monitor_n, streams.generator("measure", 1_000), backend)
+    loss = get_loss(config.loss)
+    classification = teacher.task == "classification"
+
+    def monitor(student: TwoLayer, step: int) -> dict[str, float]:
+        row: dict[str, float] = {}
+        f = None
+        for name in config.monitor:
+            if name in ("test_loss", "test_err01", "test_mse"):
+                f = student.forward(X_mon) if f is None else f
+                if name == "test_loss":
+                    row[name] = float(loss.value(f, y_mon).mean())
+                elif name == "test_mse":
+                    row[name] = float(((f - y_mon) ** 2).mean())
+                elif classification:
+                    row[name] = float((np.sign(to_numpy(f)) != to_numpy(y_mon)).mean())
+            else:
+                ctx = MeasureContext(teacher, init, student, streams=streams, backend=backend)
+                for k, v in measure(name, ctx).items():
+                    if np.ndim(v) == 0:
+                        row[k] = float(v)
+        return row
+
+    return monitor
+
+
+def train_student(
+    config: RunConfig, teacher: Teacher, student: TwoLayer, streams: RunStreams, backend: Backend
+) -> TrainResult:
+    """Run the configured protocol from ``student``."""
+    t = config.train
+    if isinstance(t, GiantStepsConfig):
+        return giant_steps(
+            student,
+            teacher,
+            streams,
+            [s.build() for s in t.steps],
+            n=t.n,
+            loss=get_loss(t.loss),
+            backend=backend,
+        )
+    if isinstance(t, GDConfig):
+        for name in t.monitor:
+            if name not in ("test_loss", "test_err01", "test_mse"):
+                if not MEASUREMENTS.get(name).per_step:
+                    raise ValueError(f"train.monitor: measurement {name!r} cannot run per step")
+        return gradient_descent(
+            student,
+            teacher,
+            streams,
+            t.build(),
+            n=t.n,
+            loss=get_loss(t.loss),
+            backend=backend,
+            monitor=_monitor(t, teacher, streams, backend, student),
+        )
+    return TrainResult(student)
+
+
+def _grid_scalars(
+    prefix: str,
+    errors: dict[str, np.ndarray],
+    lambdas: np.ndarray | None,
+    split: str,
+    out: RunResult,
+) -> None:
+    """Store errors of a predictor: scalars at the best lambda, the whole path as arrays."""
+    for metric, values in errors.items():
+        values = np.asarray(values, dtype=float)
+        name = f"{prefix}.{split}_{metric}"
+        if lambdas is None or values.size == 1:
+            out.scalars[name] = float(values[0])
+            continue
+        out.arrays[f"{name}_path"] = values
+        best = int(np.nanargmin(values))
+        out.scalars[name] = float(values[best])
+        if split == "test" and metric == "mse":
+            out.scalars[f"{prefix}.best_lambda"] = float(lambdas[best])
+
+
+def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -> RunResult:
+    """Run one configuration with one seed.
+
+    Returns a :class:`RunResult`. Raises :class:`twolayer.train.DivergenceError` if training
+    diverges. With ``cache``, the teacher and the trained student are shared with other runs of
+    the same seed and the same teacher/student/train/backend sections.
+    """
+    cache = cache or StageCache(maxsize=0)
+    backend = Backend(config.backend.name, config.backend.dtype, config.backend.device)
+    streams = RunStreams(int(seed))
+    result = RunResult()
+    timer = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal timer
+        now = time.perf_counter()
+        result.timings[stage] = result.timings.get(stage, 0.0) + now - timer
+        timer = now
+
+    def trained() -> tuple[Teacher, TwoLayer, TrainResult]:
+        teacher = build_teacher(config, streams)
+        student0 = build_student(config, streams, backend)
+        return teacher, student0, train_student(config, teacher, student0, streams, backend)
+
+    key = (
+        "train",
+        int(seed),
+        _section_key(config.teacher, config.student, config.train, config.backend),
+    )
+    teacher, student0, trained_result = cache.get_or_compute(key, trained)
+    student = trained_result.student
+    result.teacher, result.student_init, result.student = teacher, student0, student
+    result.trajectory = list(trained_result.trajectory)
+    for row in trained_result.trajectory[-1:]:
+        for k, v in row.items():
+            if k != "step":
+                result.scalars[f"train.final_{k}"] = float(v)
+    lap("train")
+
+    classification = teacher.task == "classification"
+    predictors: dict[str, Callable[[Any], Any]] = {"network": student.forward}
+    train_predictors: dict[str, Callable[[Any], Any]] = {"network": student.forward}
+    lambdas = None
+    readout_info = None
+    r = config.readout
+    if r is not None:
+        lambdas = np.asarray(r.lambdas, dtype=float)
+        if r.batch == "reuse" and 0 in trained_result.batches:
+            X_r, y_r = trained_result.batches[0]
+        else:
+            n_r = r.n or config.train_n
+            X_r, y_r = teacher.sample(n_r, streams.generator("readout"), backend)
+        coef = ridge_path(student.scale * student.features(X_r), y_r, lambdas, r.penalty)
+        readout_student = student
+
+        def predict_readout(X: Any, s: TwoLayer = readout_student, A: Any = coef) -> Any:
+            return s.scale * (s.features(X) @ A)
+
+        predictors["readout"] = train_predictors["readout"] = predict_readout
+        readout_info = {"lambdas": lambdas, "coef": coef, "X": X_r, "y": y_r}
+        result.readout_coef = to_numpy(coef)
+        if "random_features" in r.baselines:
+            coef_rf = ridge_path(student0.scale * student0.features(X_r), y_r, lambdas, r.penalty)
+
+            def predict_rf(X: Any, s: TwoLayer = student0, A: Any = coef_rf) -> Any:
+                return s.scale * (s.features(X) @ A)
+
+            predictors["random_features"] = train_predictors["random_features"] = predict_rf
+        if "linear" in r.baselines:
+            lin = LinearRidge.fit(X_r, y_r, lambdas, r.penalty)
+            predictors["linear"] = train_predictors["linear"] = lin.predict
+        if "kernel" in r.baselines:
+            ker = KernelRidge.fit(
+                X_r,
+                y_r,
+                lambdas,
+                student0.activation,
+                w_scale=config.student.w_scale,
+                penalty=r.penalty,
+            )
+            predictors["kernel"] = train_predictors["kernel"] = ker.predict
+    lap("readout")
+
+    ev = config.evaluate
+    test = chunked_errors(
+        predictors, teacher, streams.generator("test"), ev.n_test, chunk=ev.chunk, backend=backend
+    )
+    bayes = teacher.bayes_risk
+    for name, errs in test.items():
+        grid = None if name == "network" else lambdas
+        _grid_scalars(name, errs, grid, "test", result)
+        if bayes is not None and not classification:
+            result.scalars[f"{name}.excess_mse"] = result.scalars[f"{name}.test_mse"] - bayes
+    if ev.train_errors:
+        if readout_info is not None:
+            train_sets = {name: (readout_info["X"], readout_info["y"]) for name in train_predictors}
+        else:
+            train_sets = {}
+        if 0 in trained_result.batches:
+            train_sets["network"] = trained_result.batches[0]
+        for name, (X_t, y_t) in train_sets.items():
+            errs = dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)[name]
+            _grid_scalars(name, errs, None if name == "network" else lambdas, "train", result)
+    if bayes is not None:
+        result.scalars["teacher.bayes_risk"] = float(bayes)
+    lap("evaluate")
+
+    ctx = MeasureContext(
+        teacher, student0, student, trained_result.batches, streams, backend, readout_info, config
+    )
+    for item in config.measure:
+        for k, v in measure(item.name, ctx, **item.options).items():
+            if np.ndim(v) == 0:
+                result.scalars[k] = float(v)
+            else:
+                result.arrays[k] = np.asarray(to_numpy(v))
+    lap("measure")
+    return result
