@@ -279,9 +279,7 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
     lap("readout")
 
     ev = config.evaluate
-    test = chunked_errors(
-        predictors, teacher, streams.generator("test"), ev.n_test, chunk=ev.chunk, backend=backend
-    )
+    test = chunked_errors(predictors, teacher, streams, ev.n_test, chunk=ev.chunk, backend=backend)
     bayes = teacher.bayes_risk
     for name, errs in test.items():
         grid = None if name == "network" else lambdas

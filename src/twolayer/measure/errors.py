@@ -7,10 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.backend import DEFAULT_BACKEND, Backend, to_numpy
+from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams, to_numpy
 from twolayer.teachers import Teacher
 
 Predictor = Callable[[Any], Any]  # X (m, d) -> predictions (m,) or (m, L)
+
+#: Test samples are drawn in blocks of this size, block j from stream (name, j), so the test set
+#: depends neither on the evaluation chunk size nor (beyond its length) on n_test.
+SAMPLE_BLOCK = 1024
 
 
 def error_sums(predictions: np.ndarray, y: np.ndarray, classification: bool) -> dict[str, Any]:
@@ -25,17 +29,18 @@ def error_sums(predictions: np.ndarray, y: np.ndarray, classification: bool) -> 
 def chunked_errors(
     predictors: dict[str, Predictor],
     teacher: Teacher,
-    rng: np.random.Generator,
+    streams: RunStreams,
     n: int,
     *,
     chunk: int = 4096,
     backend: Backend = DEFAULT_BACKEND,
+    stream: str = "test",
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Mean errors of several predictors on n fresh samples drawn chunk by chunk from ``rng``.
+    """Mean errors of several predictors on n fresh samples, evaluated chunk by chunk.
 
-    The test set is never materialised: each chunk of ``chunk`` samples is drawn, evaluated by
-    every predictor and dropped. All predictors see the same samples. With the same ``rng`` the
-    samples do not depend on ``chunk``, because sampling is sequential.
+    The test set is never materialised: samples come in blocks of ``SAMPLE_BLOCK`` (block j from
+    stream (``stream``, j)); about ``chunk`` samples are drawn, evaluated by every predictor and
+    dropped. All predictors see the same samples, and the samples do not depend on ``chunk``.
 
     Returns
     -------
@@ -47,11 +52,15 @@ def chunked_errors(
         raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
     classification = teacher.task == "classification"
     totals: dict[str, dict[str, np.ndarray]] = {}
-    done = 0
-    while done < n:
-        m = min(chunk, n - done)
-        X, y = teacher.sample(m, rng, backend)
-        y_np = to_numpy(y)
+    blocks_per_chunk = max(1, chunk // SAMPLE_BLOCK)
+    n_blocks = -(-n // SAMPLE_BLOCK)
+    for first in range(0, n_blocks, blocks_per_chunk):
+        parts = []
+        for j in range(first, min(first + blocks_per_chunk, n_blocks)):
+            size = min(SAMPLE_BLOCK, n - j * SAMPLE_BLOCK)
+            parts.append(teacher.sample_numpy(size, streams.generator(stream, j)))
+        X = backend.asarray(np.concatenate([p[0] for p in parts]))
+        y_np = np.concatenate([p[1] for p in parts])
         for name, predict in predictors.items():
             sums = error_sums(to_numpy(predict(X)), y_np, classification)
             acc = totals.setdefault(
@@ -59,7 +68,6 @@ def chunked_errors(
             )
             for k, v in sums.items():
                 acc[k] += v
-        done += m
     return {
         name: {("mse" if k == "sq" else k): v / n for k, v in acc.items()}
         for name, acc in totals.items()

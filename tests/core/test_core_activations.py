@@ -1,0 +1,116 @@
+"""Hermite coefficients against closed forms (THEORY-NOTES), derivatives against differences."""
+
+import math
+
+import numpy as np
+import pytest
+
+from twolayer.activations import (
+    ACTIVATIONS,
+    gaussian_expectation,
+    get_activation,
+    hermite_basis,
+    hermite_coefficients,
+)
+from twolayer.registry import UnknownNameError
+
+SQRT2PI = math.sqrt(2 * math.pi)
+
+
+def double_factorial(m: int) -> int:
+    return 1 if m <= 0 else m * double_factorial(m - 2)  # (-1)!! = 0!! = 1
+
+
+def test_relu_closed_forms():
+    mu = hermite_coefficients(get_activation("relu"), 8)
+    assert mu[0] == pytest.approx(1 / SQRT2PI, abs=1e-12)
+    assert mu[1] == pytest.approx(0.5, abs=1e-12)
+    c = get_activation("relu").constants
+    assert c.norm2 == pytest.approx(0.5, abs=1e-12)
+    for k in range(2, 9):
+        # E[relu He_k] = 0 for odd k >= 3, (-1)^(k/2+1) (k-3)!! / sqrt(2 pi) for even k
+        expected = 0.0 if k % 2 else (-1) ** (k // 2 + 1) * double_factorial(k - 3) / SQRT2PI
+        assert mu[k] * math.sqrt(math.factorial(k)) == pytest.approx(expected, abs=1e-10)
+
+
+def test_erf_closed_forms():
+    act = get_activation("erf")
+    c = act.constants
+    assert c.mu0 == pytest.approx(0.0, abs=1e-12)
+    assert c.mu1 == pytest.approx(2 / math.sqrt(3 * math.pi), abs=1e-10)
+    assert c.norm2 == pytest.approx(2 / math.pi * math.asin(2 / 3), abs=1e-10)
+    mu3 = act.hermite(3)[3] * math.sqrt(6)
+    assert mu3 == pytest.approx(-4 / (3 * math.sqrt(3 * math.pi)), abs=1e-10)
+
+
+def test_tanh_reference_values():
+    c = get_activation("tanh").constants
+    assert c.mu1 == pytest.approx(0.6057055096, abs=1e-10)
+    assert c.norm2 == pytest.approx(0.3942944904, abs=1e-10)
+    assert c.mu_star2 == pytest.approx(0.0274153260, abs=1e-10)
+    assert get_activation("tanh").hermite(3)[3] * math.sqrt(6) == pytest.approx(
+        -0.36359538, abs=1e-8
+    )
+
+
+@pytest.mark.parametrize("k", range(1, 7))
+def test_normalised_hermite_is_orthonormal(k):
+    mu = get_activation("hermite", k=k).hermite(8)
+    expected = np.zeros(9)
+    expected[k] = 1.0
+    np.testing.assert_allclose(mu, expected, atol=1e-10)
+
+
+def test_hermite_poly_round_trip():
+    coefs = [0.3, -1.0, 0.5, 0.0, 0.25]
+    mu = get_activation("hermite_poly", coefficients=coefs).hermite(6)
+    np.testing.assert_allclose(mu, [*coefs, 0.0, 0.0], atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gelu", "softplus", "sigmoid", "tanh", "erf"])
+def test_smooth_quadrature_agrees_with_adaptive(name):
+    """Gauss-Hermite (smooth path) against QUADPACK (kinked path, a kink at 0 changes nothing)."""
+    act = get_activation(name)
+    for fn in (act.fn, lambda z: z * act.fn(z), lambda z: act.fn(z) ** 2):
+        assert gaussian_expectation(fn) == pytest.approx(
+            gaussian_expectation(fn, kinks=(0.0,)), abs=1e-10
+        )
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_stein_identity_mu1_equals_mean_derivative(name):
+    """E[z sigma(z)] = E[sigma'(z)] (Gaussian integration by parts) for every activation."""
+    act = get_activation(name)
+    assert act.constants.mu1 == pytest.approx(
+        gaussian_expectation(act.derivative, act.kinks), abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_derivative_matches_central_difference(name):
+    act = get_activation(name)
+    z = np.linspace(-3, 3, 61) + 0.013  # avoid the kink at 0
+    h = 1e-6
+    numeric = (act(z + h) - act(z - h)) / (2 * h)
+    np.testing.assert_allclose(act.derivative(z), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_centering_and_removing_linear_part():
+    act = get_activation("relu", center=True, remove_linear=True)
+    mu = act.hermite(3)
+    assert abs(mu[0]) < 1e-12 and abs(mu[1]) < 1e-12
+    assert mu[2] == pytest.approx(get_activation("relu").hermite(2)[2], abs=1e-12)
+
+
+def test_hermite_basis_recurrence_matches_numpy():
+    z = np.linspace(-2, 2, 9)
+    for k, hk in enumerate(hermite_basis(z, 6)):
+        coef = np.zeros(k + 1)
+        coef[k] = 1
+        He = np.polynomial.hermite_e.hermeval(z, coef)
+        np.testing.assert_allclose(hk, He / math.sqrt(math.factorial(k)), atol=1e-12)
+
+
+def test_unknown_activation_says_did_you_mean():
+    with pytest.raises(UnknownNameError, match="did you mean 'relu'"):
+        get_activation("rleu")
