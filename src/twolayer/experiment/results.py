@@ -1,0 +1,166 @@
+"""Reading a store back: runs as a pandas DataFrame, arrays and trajectories by run id, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from twolayer.experiment.errors import StoreError
+from twolayer.experiment.spec import format_path
+from twolayer.experiment.store import Store
+
+RUN_COLUMNS = (
+    "id",
+    "sweep",
+    "seed",
+    "status",
+    "diverged_step",
+    "error",
+    "wall_s",
+    "shared",
+    "host",
+    "version",
+    "created",
+    "finished",
+)
+
+
+def flatten(data: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, Any]:
+    """Flatten nested config data into dotted columns (``train.steps[0].eta.c``).
+
+    Lists of mappings are flattened element by element; lists of plain values (a lambda grid,
+    a list of baselines) become one column holding a tuple.
+    """
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten(value, (*prefix, key)))
+    elif isinstance(data, list) and any(isinstance(v, dict | list) for v in data):
+        for i, value in enumerate(data):
+            out.update(flatten(value, (*prefix, i)))
+    elif isinstance(data, list):
+        out[format_path(prefix)] = tuple(data)
+    else:
+        out[format_path(prefix)] = data
+    return out
+
+
+def load(store: str | Path, sweep: str | None = None) -> pd.DataFrame:
+    """Runs of a store as a DataFrame: one row per run.
+
+    Columns: the run columns (id, sweep, seed, status, diverged_step, error (first line),
+    wall_s, shared, host, version, created, finished), the resolved config flattened into
+    dotted columns (``teacher.d``, ``train.steps[0].eta.c``, ...), then the scalar metrics
+    (``readout.test_mse``, ...; NaN where a run has none). A metric whose name equals a config
+    column is renamed ``metric.<name>``.
+
+    Parameters
+    ----------
+    store : path
+        A twolayer store.
+    sweep : str, optional
+        Only the runs of this sweep (a run shared by two sweeps appears in both).
+
+    Raises
+    ------
+    StoreError
+        If the file is not a twolayer store, or the sweep is not in it.
+    """
+    with Store(store, create=False) as st:
+        if sweep is not None and sweep not in st.sweeps():
+            known = ", ".join(st.sweeps()) or "none"
+            raise StoreError(f"no sweep {sweep!r} in {store}; sweeps: {known}")
+        records = st.records(sweep)
+    rows = []
+    metric_names: dict[str, None] = {}
+    config_names: dict[str, None] = {}
+    for rec in records:
+        row = {k: rec.get(k) for k in RUN_COLUMNS}
+        row["error"] = rec["error"].strip().splitlines()[0] if rec.get("error") else None
+        config = flatten(rec["config"])
+        config_names.update(dict.fromkeys(config))
+        row.update(config)
+        row["__metrics"] = rec["metrics"]
+        metric_names.update(dict.fromkeys(rec["metrics"]))
+        rows.append(row)
+    for row in rows:
+        metrics = row.pop("__metrics")
+        for name in metric_names:
+            column = f"metric.{name}" if name in config_names or name in RUN_COLUMNS else name
+            row[column] = metrics.get(name, np.nan)
+    columns = list(RUN_COLUMNS) + list(config_names)
+    columns += [f"metric.{m}" if m in config_names or m in RUN_COLUMNS else m for m in metric_names]
+    frame = pd.DataFrame(rows, columns=columns)
+    for col in ("created", "finished"):
+        frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+    if "shared" in frame:
+        frame["shared"] = frame["shared"].astype("boolean")
+    return frame
+
+
+def load_arrays(store: str | Path, run_id: str) -> dict[str, np.ndarray]:
+    """The arrays of one run (spectra, lambda paths, histograms, ...), by name."""
+    with Store(store, create=False) as st:
+        _check_run(st, run_id)
+        return st.arrays(run_id)
+
+
+def load_trajectory(store: str | Path, run_id: str) -> pd.DataFrame:
+    """The training trajectory of one run: one row per recorded step."""
+    with Store(store, create=False) as st:
+        _check_run(st, run_id)
+        return pd.DataFrame(st.trajectory(run_id))
+
+
+def _check_run(st: Store, run_id: str) -> None:
+    if not st.statuses([run_id]):
+        raise StoreError(f"no run {run_id!r} in {st.path}")
+
+
+def export(
+    store: str | Path,
+    out: str | Path | None = None,
+    *,
+    format: Literal["csv", "parquet"] = "csv",
+    sweep: str | None = None,
+) -> Path:
+    """Write :func:`load`'s DataFrame as CSV or Parquet; returns the file written.
+
+    Parameters
+    ----------
+    store : path
+    out : path, optional
+        Default: the store's path with suffix ``.csv`` / ``.parquet`` (with ``-<sweep>``).
+    format : {"csv", "parquet"}
+        Parquet needs pyarrow (``pip install twolayer[parquet]``).
+    sweep : str, optional
+    """
+    frame = load(store, sweep)
+    store = Path(store)
+    if out is None:
+        stem = store.stem + (f"-{sweep}" if sweep else "")
+        out = store.with_name(f"{stem}.{format}")
+    out = Path(out)
+    # lists (lambda grids, baselines) as text, so that both formats hold one type per column
+    for col in frame.columns:
+        if frame[col].map(lambda v: isinstance(v, tuple)).any():
+            frame[col] = frame[col].map(lambda v: str(list(v)) if isinstance(v, tuple) else v)
+    if format == "csv":
+        frame.to_csv(out, index=False)
+    elif format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                "parquet export needs pyarrow: pip install 'twolayer[parquet]'"
+            ) from None
+        for col in frame.columns:
+            if frame[col].dtype == object:
+                frame[col] = frame[col].map(lambda v: None if v is None else str(v))
+        frame.to_parquet(out, index=False)
+    else:
+        raise ValueError(f"format must be 'csv' or 'parquet', got {format!r}")
+    return out

@@ -1,0 +1,225 @@
+"""The driver: spec -> runs -> skip what the store has -> groups -> executor -> store."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twolayer.experiment.executors import Executor, make_executor
+from twolayer.experiment.record import Record, WorkItem
+from twolayer.experiment.spec import RunSpec, Spec, load_spec_with_runs
+from twolayer.experiment.store import BUSY_TIMEOUT_S, Store
+
+HEARTBEAT_S = 30.0
+
+
+class Progress:
+    """Callbacks the driver calls; subclass to show progress (the CLI draws a rich bar)."""
+
+    def start(self, total: int, skipped: int, executor: str, workers: int) -> None:
+        """``total`` runs to execute now, ``skipped`` already in the store."""
+
+    def advance(self, record: Record) -> None:
+        """One run finished (and was written)."""
+
+    def stop(self) -> None:
+        """The sweep ended (normally or not)."""
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_spec` did.
+
+    Attributes
+    ----------
+    store : Path
+    sweep : str
+    total : int
+        Runs in the sweep.
+    skipped : int
+        Runs already in the store (done or diverged; failed unless retry_failed).
+    records : list of Record
+        The runs executed now, in the order they finished.
+    executor : str
+    """
+
+    store: Path
+    sweep: str
+    total: int
+    skipped: int
+    records: list[Record] = field(default_factory=list)
+    executor: str = "serial"
+
+    def counts(self) -> dict[str, int]:
+        """Executed runs by status."""
+        out: dict[str, int] = {}
+        for r in self.records:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
+    """Group runs that share stages (same seed and teacher/student/train/backend sections).
+
+    When there are fewer groups than workers, the largest groups are split so that every
+    worker gets a task (each part then trains its own copy of the student: the same numbers,
+    more compute, less wall time).
+
+    Parameters
+    ----------
+    runs : list of RunSpec
+    workers : int
+    """
+    groups: dict[str, list[RunSpec]] = {}
+    for run in runs:
+        groups.setdefault(run.share_key, []).append(run)
+    out = list(groups.values())
+    while len(out) < workers:
+        out.sort(key=len, reverse=True)
+        if len(out[0]) < 2:
+            break
+        big = out.pop(0)
+        half = (len(big) + 1) // 2
+        out += [big[:half], big[half:]]
+    return out
+
+
+def select_todo(
+    runs: list[RunSpec], statuses: dict[str, str], retry_failed: bool = False
+) -> list[RunSpec]:
+    """The runs to execute: not in the store, interrupted (running), or failed if retrying.
+
+    Runs with the same id (a sweep point listed twice) are executed once.
+    """
+    redo = {"running", "failed"} if retry_failed else {"running"}
+    seen: set[str] = set()
+    out = []
+    for run in runs:
+        if run.id in seen:
+            continue
+        seen.add(run.id)
+        status = statuses.get(run.id)
+        if status is None or status in redo:
+            out.append(run)
+    return out
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the store lock's heartbeat while the driver waits for long runs."""
+
+    def __init__(self, path: Path, token: str | None, every: float = HEARTBEAT_S) -> None:
+        super().__init__(daemon=True, name="twolayer-heartbeat")
+        self.path, self.token, self.every = path, token, every
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        if self.token is None:
+            return
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            while not self._halt.wait(self.every):
+                with con:
+                    con.execute(
+                        "UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), self.token)
+                    )
+        except sqlite3.Error:
+            pass  # the heartbeat is advisory; the driver's own writes also refresh it
+        finally:
+            con.close()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+def run_spec(
+    spec: Spec | str | Path | dict[str, Any],
+    *,
+    store: str | Path | None = None,
+    executor: str | None = None,
+    jobs: int | None = None,
+    retry_failed: bool = False,
+    progress: Progress | None = None,
+    runs: list[RunSpec] | None = None,
+    executor_factory: Callable[..., Executor] = make_executor,
+) -> SweepResult:
+    """Run a spec (one run or a sweep) and store every result.
+
+    Parameters
+    ----------
+    spec : Spec, path, YAML text or dict
+    store : path, optional
+        Overrides the spec's ``store`` (default ``<name>.sqlite`` in the current directory).
+    executor : {"serial", "local", "dask"}, optional
+        Overrides the spec's ``executor.kind``; default serial for one run, local for a sweep.
+    jobs : int, optional
+        Overrides ``executor.jobs``.
+    retry_failed : bool
+        Run failed runs again (done and diverged runs are always kept).
+    progress : Progress, optional
+    runs : list of RunSpec, optional
+        The resolved runs, if already computed.
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    SpecError
+        If the spec is invalid (nothing is written).
+    StoreError
+        If the store is not a twolayer store, or StoreBusyError if another sweep writes to it.
+    """
+    if not isinstance(spec, Spec):
+        spec, runs = load_spec_with_runs(spec)
+    if runs is None:
+        runs = spec.runs()
+    progress = progress or Progress()
+    path = Path(store) if store is not None else Path(spec.store_path)
+    with Store(path) as st:
+        st.acquire(spec.name)
+        statuses = st.statuses(r.id for r in runs)
+        todo = select_todo(runs, statuses, retry_failed)
+        unique = len({r.id for r in runs})
+        st.register(
+            spec.name,
+            spec.to_dict(),
+            ((r.id, r.config_json, r.seed, r.point) for r in runs),
+            (r.id for r in todo),
+        )
+        result = SweepResult(path, spec.name, unique, unique - len(todo))
+        if not todo:
+            progress.start(0, result.skipped, "none", 0)
+            progress.stop()
+            return result
+        kind = executor or spec.executor.kind or ("serial" if len(todo) == 1 else "local")
+        ex = executor_factory(
+            kind,
+            jobs=jobs or spec.executor.jobs,
+            address=spec.executor.address,
+            blas_threads=spec.executor.threads_per_worker,
+            tasks=len(todo) if kind == "local" else None,
+        )
+        result.executor = ex.kind
+        beat = _Heartbeat(path, st._token)
+        beat.start()
+        try:
+            groups = plan_groups(todo, ex.workers if ex.kind != "serial" else 1)
+            items: list[list[WorkItem]] = [[(r.id, r.config, r.seed) for r in g] for g in groups]
+            progress.start(len(todo), result.skipped, ex.kind, ex.workers)
+            for records in ex.run(items):
+                for record in records:
+                    st.write(record)
+                    result.records.append(record)
+                    progress.advance(record)
+        finally:
+            beat.stop()
+            progress.stop()
+            ex.close()
+    return result

@@ -1,0 +1,734 @@
+"""Experiment specs: YAML (or a dict) -> validated :class:`Spec` -> list of :class:`RunSpec`.
+
+A spec holds the run sections of :class:`twolayer.config.RunConfig` (teacher, student, train,
+readout, evaluate, measure, backend) plus what only an experiment needs: ``name``, ``seeds``,
+``sweep`` (dotted keys -> lists, grid product), ``zip`` (dotted keys -> lists of one length,
+paired), ``executor`` and ``store``. Every resolved grid point is validated as a RunConfig when
+the spec is loaded, so a sweep never fails half-way on a typo. Every problem is reported as a
+:class:`~twolayer.experiment.errors.SpecError` naming the file, the key path, the value and what
+was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from twolayer.config import RunConfig
+from twolayer.experiment.errors import Problem, SpecError
+
+RUN_SECTIONS = ("teacher", "student", "train", "readout", "evaluate", "measure", "backend")
+SHARED_SECTIONS = ("teacher", "student", "train", "backend")
+"""Sections that fix the trained student: runs with equal ones and one seed share it."""
+
+PathT = tuple[str | int, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# models of the experiment-only sections
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExecutorConfig(_Model):
+    """Where the runs execute."""
+
+    kind: Literal["serial", "local", "dask"] | None = Field(
+        None,
+        description="serial (in the driver), local (a pool of processes) or dask "
+        "(dask.distributed); default: serial for one run, local for a sweep",
+    )
+    jobs: PositiveInt | None = Field(
+        None, description="worker processes (local) or LocalCluster workers (dask); default: cores"
+    )
+    address: str | None = Field(
+        None, description="dask scheduler address (tcp://host:port); none starts a LocalCluster"
+    )
+    threads_per_worker: PositiveInt | None = Field(
+        None, description="BLAS threads per worker; default: cores // workers (at least 1)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ExecutorConfig:
+        if self.address is not None and self.kind not in (None, "dask"):
+            raise ValueError(f"address is only used with kind 'dask', not {self.kind!r}")
+        return self
+
+
+class Spec(_Model):
+    """A validated experiment: the run sections, seeds, a sweep, an executor and a store.
+
+    The run sections are kept as given (plain data); :meth:`runs` resolves them, with each
+    sweep point applied, into validated :class:`RunSpec` objects.
+    """
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="experiment name: letters, digits, '_', '-', '.'; names the default store",
+    )
+    description: str = Field("", description="free text, kept with the sweep in the store")
+    seeds: PositiveInt | list[NonNegativeInt] = Field(
+        1, description="number of seeds (0..k-1) or an explicit list of seeds"
+    )
+    teacher: dict[str, Any] = Field(description="the data model (see RunConfig.teacher)")
+    student: dict[str, Any] = Field(description="the two-layer network (see RunConfig.student)")
+    train: dict[str, Any] | None = Field(None, description="feature training protocol")
+    readout: dict[str, Any] | None = Field(None, description="ridge readout of the second layer")
+    evaluate: dict[str, Any] | None = Field(None, description="test-error evaluation")
+    measure: list[Any] | None = Field(None, description="measurements, by name")
+    backend: dict[str, Any] | None = Field(None, description="array backend and dtype")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="dotted keys -> lists of values; runs are the grid product",
+    )
+    zip: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="dotted keys -> lists of one common length, varied together (one grid axis)",
+    )
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    store: str | None = Field(None, description="store file; default <name>.sqlite")
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("seeds: give a positive count or a non-empty list")
+            if len(set(value)) != len(value):
+                raise ValueError(f"seeds must be distinct, got {value}")
+        return value
+
+    @field_validator("sweep", "zip")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"{key}: give at least one value")
+        return value
+
+    @model_validator(mode="after")
+    def _check_axes(self) -> Spec:
+        lengths = {len(v) for v in self.zip.values()}
+        if len(lengths) > 1:
+            sizes = ", ".join(f"{k}: {len(v)}" for k, v in self.zip.items())
+            raise ValueError(f"zip: all lists must have one length, got {sizes}")
+        both = set(self.sweep) & set(self.zip)
+        if both:
+            raise ValueError(f"keys both in sweep and zip: {sorted(both)}")
+        return self
+
+    # -- derived ------------------------------------------------------------------------------
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds, as a list."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def store_path(self) -> str:
+        """The store file (``store`` or ``<name>.sqlite``)."""
+        return self.store or f"{self.name}.sqlite"
+
+    def base_sections(self) -> dict[str, Any]:
+        """The run sections given in the spec (absent ones left out)."""
+        out: dict[str, Any] = {}
+        for name in RUN_SECTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = copy.deepcopy(value)
+        return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """The sweep points, each a dict dotted key -> value (one empty point if no sweep)."""
+        axes: list[list[dict[str, Any]]] = [
+            [{key: v} for v in values] for key, values in self.sweep.items()
+        ]
+        if self.zip:
+            keys = list(self.zip)
+            rows = zip(*self.zip.values(), strict=True)
+            axes.append([dict(zip(keys, vals, strict=True)) for vals in rows])
+        out = []
+        for combo in itertools.product(*axes):
+            point: dict[str, Any] = {}
+            for part in combo:
+                point.update(part)
+            out.append(point)
+        return out
+
+    def runs(self, source: str = "<dict>") -> list[RunSpec]:
+        """Resolve the spec into validated runs (points x seeds).
+
+        Raises
+        ------
+        SpecError
+            If a sweep key matches no field or a resolved point is not a valid RunConfig.
+        """
+        return _resolve(self, source, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (defaults left out), loadable again by :func:`load_spec`."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a resolved, validated config and a seed.
+
+    Attributes
+    ----------
+    config : RunConfig
+    seed : int
+    sweep : str
+        The experiment's name.
+    point : dict
+        The sweep point (dotted key -> value) this run comes from.
+    """
+
+    config: RunConfig
+    seed: int
+    sweep: str = ""
+    point: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_json(self) -> str:
+        """Canonical JSON of the resolved config (sorted keys)."""
+        return canonical_json(self.config)
+
+    @property
+    def id(self) -> str:
+        """Identity of the run: hash of the resolved config and the seed."""
+        return run_id(self.config, self.seed)
+
+    @property
+    def share_key(self) -> str:
+        """Runs with equal keys share the teacher and the trained student (same seed too)."""
+        data = self.config.model_dump(mode="json")
+        return json.dumps([self.seed, [data.get(s) for s in SHARED_SECTIONS]], sort_keys=True)
+
+
+def canonical_json(config: RunConfig) -> str:
+    """JSON text of a resolved config with sorted keys (the form that is hashed and stored)."""
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def run_id(config: RunConfig, seed: int) -> str:
+    """The identity of a run: sha256 of ``{"config": resolved config, "seed": seed}``, 16 hex.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The resolved configuration (all defaults filled in).
+    seed : int
+    """
+    text = json.dumps(
+        {"config": config.model_dump(mode="json"), "seed": int(seed)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text into data and its node tree (for line numbers).
+
+    Raises
+    ------
+    SpecError
+        On a syntax error, with its line and column.
+    """
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        col = f", column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise SpecError([Problem("", f"YAML syntax error{col}: {what}", line)], source) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem("", f"YAML error: {exc}")], source) from None
+    return data, node
+
+
+def load_spec(source: str | Path | dict[str, Any], *, name: str | None = None) -> Spec:
+    """Load and validate a spec from a YAML file, YAML text (``str`` with a newline) or a dict.
+
+    Every grid point is resolved and validated, so that a bad sweep value is reported now.
+
+    Parameters
+    ----------
+    source : path, YAML text or dict
+    name : str, optional
+        Default experiment name when the spec has none (the file's stem for files).
+
+    Raises
+    ------
+    SpecError
+        For anything wrong: the message names the file, the key path, the value and what
+        was expected.
+    """
+    spec, _ = load_spec_with_runs(source, name=name)
+    return spec
+
+
+def load_spec_with_runs(
+    source: str | Path | dict[str, Any], *, name: str | None = None
+) -> tuple[Spec, list[RunSpec]]:
+    """Like :func:`load_spec`, also returning the resolved runs (computed anyway)."""
+    node = None
+    if isinstance(source, dict):
+        label, data = "<dict>", copy.deepcopy(source)
+    elif isinstance(source, Path) or "\n" not in str(source):
+        path = Path(source)
+        label = str(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            problem = Problem("", f"cannot read spec file: {exc.strerror}")
+            raise SpecError([problem], label) from None
+        data, node = parse_yaml(text, label)
+        name = name or path.stem
+    else:
+        label = "<string>"
+        data, node = parse_yaml(str(source), label)
+    if not isinstance(data, dict):
+        raise SpecError(
+            [Problem("", f"a spec must be a mapping of sections, got {type(data).__name__}")],
+            label,
+        )
+    if "name" not in data and name is not None:
+        data["name"] = re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "experiment"
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_translate(exc, data, Spec, node), label) from None
+    return spec, _resolve(spec, label, node)
+
+
+def dump_spec(spec: Spec, path: str | Path) -> None:
+    """Write a spec as YAML (loadable by :func:`load_spec`)."""
+    Path(path).write_text(spec.to_yaml())
+
+
+# --------------------------------------------------------------------------------------------
+# key paths
+
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_key(key: str) -> PathT:
+    """``"train.steps[0].eta.c"`` (or ``"train.steps.0.eta.c"``) -> ``("train", "steps", 0, ...)``.
+
+    Raises
+    ------
+    ValueError
+        If the key is not a dotted path.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a sweep key must be a dotted path like 'student.N', got {key!r}")
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(key):
+        if key[pos] == "." and parts and pos + 1 < len(key) and key[pos + 1] != ".":
+            pos += 1
+        m = _TOKEN.match(key, pos)
+        if m is None:
+            raise ValueError(f"a sweep key must be a dotted path like 'student.N', got {key!r}")
+        if m.group(2) is not None:
+            if not parts:
+                raise ValueError(f"a sweep key cannot start with an index, got {key!r}")
+            parts.append(int(m.group(2)))
+        else:
+            token = m.group(1)
+            parts.append(int(token) if token.isdigit() and parts else token)
+        pos = m.end()
+    return tuple(parts)
+
+
+def format_path(path: typing.Sequence[str | int]) -> str:
+    """``("train", "steps", 0, "eta")`` -> ``"train.steps[0].eta"``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The alternatives of a type annotation (Optional/Union/Annotated stripped)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        out = []
+        for arg in typing.get_args(tp):
+            out += _unwrap(arg)
+        return out
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _pick_model(options: list[Any], data: Any) -> type[BaseModel] | None:
+    """Among union members, the model that ``data`` selects (by its ``protocol`` tag)."""
+    models = [t for t in options if _is_model(t)]
+    if len(models) <= 1:
+        return models[0] if models else None
+    tag = data.get("protocol") if isinstance(data, dict) else None
+    for m in models:
+        field_ = m.model_fields.get("protocol")
+        if field_ is not None and field_.default == tag:
+            return m
+    return None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _model_at(root: type[BaseModel], data: Any, path: PathT) -> tuple[Any, str | None]:
+    """Walk ``path`` through the model types, following ``data`` to choose union members.
+
+    Returns (type at the end of the path or None if the path goes into free-form options,
+    error message if a key matches no field).
+    """
+    tp: Any = root
+    cur = data
+    for i, part in enumerate(path):
+        options = _unwrap(tp)
+        if isinstance(part, int):
+            lists = [t for t in options if typing.get_origin(t) is list]
+            if not lists:
+                return None, f"{format_path(path[:i]) or 'the spec'} is not a list"
+            tp = typing.get_args(lists[0])[0] if typing.get_args(lists[0]) else Any
+            cur = cur[part] if isinstance(cur, list) and -len(cur) <= part < len(cur) else None
+            continue
+        model = _pick_model(options, cur)
+        if model is None:
+            if any(t is Any or t is dict or typing.get_origin(t) is dict for t in options):
+                return None, None
+            where = format_path(path[:i]) or "the spec"
+            return None, f"{where} has no sub-keys (found key {part!r})"
+        if part not in model.model_fields:
+            if model.model_config.get("extra") == "allow":
+                return None, None  # registered component options: checked by the component
+            close = difflib.get_close_matches(str(part), _field_names(model), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where = format_path(path[:i]) or "the spec"
+            return None, (
+                f"{where} has no field {part!r}{hint}; its fields are: "
+                f"{', '.join(_field_names(model))}"
+            )
+        tp = model.model_fields[part].annotation
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return tp, None
+
+
+# --------------------------------------------------------------------------------------------
+# resolution
+
+
+def _set_path(data: dict[str, Any], path: PathT, value: Any) -> None:
+    """Set ``data[path] = value``, creating missing mappings; raise ValueError if impossible."""
+    cur: Any = data
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(part, int):
+            if not isinstance(cur, list) or not -len(cur) <= part < len(cur):
+                n = len(cur) if isinstance(cur, list) else 0
+                raise ValueError(
+                    f"{format_path(path[:i])} has {n} element(s) in the spec, no [{part}]"
+                )
+            holder, key = cur, part
+        else:
+            if not isinstance(cur, dict):
+                raise ValueError(f"{format_path(path[:i])} is not a mapping")
+            holder, key = cur, part
+            if key not in holder or holder[key] is None:
+                holder[key] = {} if not isinstance(nxt, int) else []
+        child = holder[key]
+        # the spec's shorthands: an activation/measurement given by name, a step size by number
+        if isinstance(child, str) and not isinstance(nxt, int):
+            child = holder[key] = {"name": child}
+        elif isinstance(child, int | float) and not isinstance(child, bool):
+            child = holder[key] = {"c": child}
+        cur = child
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(cur, list) or not -len(cur) <= last < len(cur):
+            raise ValueError(f"{format_path(path[:-1])} has no element [{last}] in the spec")
+        cur[last] = copy.deepcopy(value)
+    else:
+        if not isinstance(cur, dict):
+            raise ValueError(f"{format_path(path[:-1])} is not a mapping")
+        cur[last] = copy.deepcopy(value)
+
+
+def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
+    base = spec.base_sections()
+    problems: dict[tuple[str, str], Problem] = {}
+    keys: dict[str, PathT] = {}
+    for section in ("sweep", "zip"):
+        for key in getattr(spec, section):
+            try:
+                path = parse_key(key)
+            except ValueError as exc:
+                problems[(key, "")] = Problem(f"{section}.{key}", str(exc), _line(node, (section,)))
+                continue
+            _, err = _model_at(RunConfig, base, path)
+            if err is not None:
+                msg = f"sweep key {key!r} matches no field: {err}"
+                problems[(key, "")] = Problem(f"{section}.{key}", msg, _line(node, (section, key)))
+            keys[key] = path
+    if problems:
+        raise SpecError(list(problems.values()), source)
+
+    runs: list[RunSpec] = []
+    cache: dict[str, RunConfig] = {}
+    for point in spec.points():
+        data = copy.deepcopy(base)
+        try:
+            for key, value in point.items():
+                _set_path(data, keys[key], value)
+        except ValueError as exc:
+            problems.setdefault(("sweep", str(exc)), Problem("sweep", f"cannot apply: {exc}"))
+            continue
+        text = json.dumps(data, sort_keys=True, default=repr)
+        if text not in cache:
+            try:
+                cache[text] = RunConfig.model_validate(data)
+            except ValidationError as exc:
+                for p in _translate(exc, data, RunConfig, node, point, keys):
+                    problems.setdefault((p.path, p.message), p)
+                continue
+            except Exception as exc:  # a component raised on odd input: still the user's input
+                msg = f"invalid value ({type(exc).__name__}: {exc})"
+                if point:
+                    msg += f" (sweep point {_point_text(point)})"
+                problems.setdefault(("", msg), Problem("", msg))
+                continue
+        config = cache[text]
+        runs.extend(RunSpec(config, seed, spec.name, dict(point)) for seed in spec.seed_list)
+    if problems:
+        raise SpecError(list(problems.values()), source)
+    return runs
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in point.items())
+
+
+# --------------------------------------------------------------------------------------------
+# pydantic errors -> Problems
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
+    """Drop pydantic's union tags and validator names from ``loc`` by following the data."""
+    out: list[str | int] = []
+    cur = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(cur, dict):
+            if part in cur:
+                out.append(part)
+                cur = cur[part]
+            elif last or not isinstance(part, str) or not _looks_like_tag(part):
+                out.append(part)
+                cur = None
+            continue
+        if isinstance(cur, list) and isinstance(part, int):
+            out.append(part)
+            cur = cur[part] if -len(cur) <= part < len(cur) else None
+            continue
+        if isinstance(part, str) and _looks_like_tag(part) and not last and cur is not None:
+            continue
+        out.append(part)
+        cur = None
+    return tuple(out)
+
+
+def _looks_like_tag(part: str) -> bool:
+    return (
+        part in ("giant_steps", "gd", "none", "str", "int", "float", "list", "dict", "bool")
+        or "[" in part
+        or part.startswith(("function-", "constrained-", "lax-", "json-or-python"))
+    )
+
+
+def _get(data: Any, path: PathT) -> Any:
+    cur = data
+    for part in path:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and -len(cur) <= part < len(cur):
+            cur = cur[part]
+        else:
+            return PydanticUndefined
+    return cur
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _translate(
+    exc: ValidationError,
+    data: Any,
+    root: type[BaseModel],
+    node: yaml.Node | None,
+    point: dict[str, Any] | None = None,
+    keys: dict[str, PathT] | None = None,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors():
+        path = _clean_loc(tuple(err["loc"]), data)
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        value = err.get("input")
+        msg = str(err["msg"])
+        if kind == "extra_forbidden":
+            parent_tp, _ = _model_at(root, data, path[:-1])
+            model = _pick_model(_unwrap(parent_tp), _get(data, path[:-1])) if parent_tp else None
+            fields = _field_names(model) if model else []
+            close = difflib.get_close_matches(str(path[-1]), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            allowed = f"; expected one of: {', '.join(fields)}" if fields else ""
+            message = f"unknown key {path[-1]!r}{hint}{allowed}"
+        elif kind == "missing":
+            tp, _ = _model_at(root, data, path[:-1])
+            model = _pick_model(_unwrap(tp), _get(data, path[:-1])) if tp else None
+            info: FieldInfo | None = model.model_fields.get(str(path[-1])) if model else None
+            what = f" ({info.description})" if info is not None and info.description else ""
+            message = f"required key is missing{what}"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            disc = str(ctx.get("discriminator", "'protocol'")).strip("'")
+            expected = str(ctx.get("expected_tags", "'giant_steps', 'gd', 'none'"))
+            path = (*path, disc)
+            tag = ctx.get("tag")
+            if tag is None:
+                message = f"required key is missing; expected one of {expected}"
+            else:
+                message = f"got {tag!r}; expected one of {expected}{_did_you_mean(tag, expected)}"
+        elif kind == "value_error":
+            text = msg.removeprefix("Value error, ")
+            path = _refine_value_path(path, value, text)
+            message = text
+        else:
+            expected = msg.removeprefix("Input should be ").removeprefix("Value should be ")
+            hint = ""
+            if kind == "literal_error" and isinstance(value, str):
+                hint = _did_you_mean(value, str(ctx.get("expected", "")))
+            message = f"got {_short(value)}; expected {expected}{hint}"
+        from_sweep = ""
+        if point and keys:
+            for key, kp in keys.items():
+                if tuple(path[: len(kp)]) == kp or tuple(kp[: len(path)]) == tuple(path):
+                    from_sweep = f" (from sweep key {key!r} = {_short(point[key])})"
+                    break
+            else:
+                from_sweep = f" (sweep point {_point_text(point)})"
+        problems.append(Problem(format_path(path), message + from_sweep, _line(node, path)))
+    return problems
+
+
+def _did_you_mean(value: Any, expected: str) -> str:
+    options = re.findall(r"'([^']*)'", expected)
+    close = difflib.get_close_matches(str(value), options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _refine_value_path(path: PathT, value: Any, text: str) -> PathT:
+    """Point a component's ValueError at the option it names (``teacher.label_noise``)."""
+    if not isinstance(value, dict) or not path:
+        return path
+    m = re.search(r"has no option '([^']+)'", text)
+    if m and m.group(1) in value:
+        return (*path, m.group(1))
+    for key in value:
+        if key != "name" and isinstance(key, str) and re.search(rf"\b{re.escape(key)}\b", text):
+            return (*path, key)
+    if "name" in value and f"{value['name']!r}" in text and text.startswith("unknown"):
+        return (*path, "name")
+    return path
+
+
+def _line(node: yaml.Node | None, path: typing.Sequence[str | int]) -> int | None:
+    """1-based line of the deepest node of ``path`` found in the YAML node tree."""
+    if node is None:
+        return None
+    line = None
+    cur: Any = node
+    for part in path:
+        if isinstance(cur, yaml.MappingNode):
+            for key_node, value_node in cur.value:
+                if getattr(key_node, "value", None) == str(part):
+                    line = key_node.start_mark.line + 1
+                    cur = value_node
+                    break
+            else:
+                return line
+        elif isinstance(cur, yaml.SequenceNode) and isinstance(part, int):
+            if not -len(cur.value) <= part < len(cur.value):
+                return line
+            cur = cur.value[part]
+            line = cur.start_mark.line + 1
+        else:
+            return line
+    return line

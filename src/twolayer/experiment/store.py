@@ -1,0 +1,527 @@
+"""The store: one SQLite file (WAL mode) holding every run of every sweep written into it.
+
+Schema (version 1)
+------------------
+``meta(key, value)``
+    ``application = twolayer``, ``schema``, ``created``, ``version``. The file also carries
+    SQLite's ``application_id`` = 0x74776F6C ("twol") in its header, checked before opening.
+``sweeps(name, spec, created, updated)``
+    The spec (JSON) of each sweep written into the store.
+``runs(id, sweep, config, seed, status, timings, error, traceback, diverged_step, host, pid,``
+``version, attempts, shared, created, started, finished, wall_s)``
+    One row per run identity (hash of the resolved config and the seed). ``sweep`` is the sweep
+    that first asked for the run; ``status`` is running, done, failed or diverged.
+``sweep_runs(sweep, run_id, point)``
+    Which runs belong to which sweep, with the sweep point (JSON). A run asked for by two sweeps
+    is computed once and belongs to both.
+``metrics(run_id, name, value)``
+    Scalar metrics in long form: the set of metric names differs between runs (baselines,
+    measurements), so a long table needs no schema change for a new metric, can be queried
+    with plain SQL, and is pivoted into columns by :func:`load`.
+``arrays(run_id, name, dtype, shape, data)``
+    Arrays as raw bytes with their numpy dtype string and shape (JSON).
+``trajectories(run_id, idx, step, data)``
+    Rows recorded along training, one JSON object per row (read whole, per run).
+``lock(id = 1, token, host, pid, sweep, since, heartbeat)``
+    The driver that is writing, if any.
+
+Only the driver writes; each finished run is one transaction (run row, metrics, arrays,
+trajectory together), so a crash loses at most the runs in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twolayer.experiment.errors import StoreBusyError, StoreError
+from twolayer.experiment.record import Record
+
+APPLICATION_ID = 0x74776F6C  # "twol"
+SCHEMA_VERSION = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0
+STALE_LOCK_S = 600.0
+"""A lock held from another host is considered abandoned after this long without a heartbeat."""
+
+_LOCK_QUERY = "SELECT token, host, pid, sweep, since, heartbeat FROM lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sweeps (
+    name TEXT PRIMARY KEY, spec TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    sweep TEXT NOT NULL,
+    config TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'diverged')),
+    timings TEXT,
+    error TEXT,
+    traceback TEXT,
+    diverged_step INTEGER,
+    host TEXT,
+    pid INTEGER,
+    version TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    shared INTEGER,
+    created TEXT NOT NULL,
+    started TEXT,
+    finished TEXT,
+    wall_s REAL);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs (id), point TEXT NOT NULL,
+    PRIMARY KEY (sweep, run_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs (id), name TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS arrays (
+    run_id TEXT NOT NULL REFERENCES runs (id), name TEXT NOT NULL, dtype TEXT NOT NULL,
+    shape TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (run_id, name));
+CREATE TABLE IF NOT EXISTS trajectories (
+    run_id TEXT NOT NULL REFERENCES runs (id), idx INTEGER NOT NULL, step INTEGER,
+    data TEXT NOT NULL, PRIMARY KEY (run_id, idx));
+CREATE TABLE IF NOT EXISTS lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, host TEXT NOT NULL,
+    pid INTEGER NOT NULL, sweep TEXT, since TEXT NOT NULL, heartbeat REAL NOT NULL);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _version() -> str:
+    from twolayer import __version__
+
+    return __version__
+
+
+def check_store_file(path: str | Path) -> bool:
+    """Whether ``path`` exists as a twolayer store; raise if it exists and is not one.
+
+    Reads the first 100 bytes only, so a foreign file is never touched.
+
+    Raises
+    ------
+    StoreError
+        If the path is a directory, an empty file, not an SQLite file, or an SQLite database of
+        another application.
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a twolayer store")
+    with open(path, "rb") as fh:
+        header = fh.read(100)
+    if not header:
+        raise StoreError(f"{path} is an empty file, not a twolayer store; left untouched")
+    if not header.startswith(SQLITE_MAGIC) or len(header) < 72:
+        raise StoreError(f"{path} is not an SQLite file, so not a twolayer store; left untouched")
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is an SQLite database of another application (application_id "
+            f"{app_id:#x}), not a twolayer store; left untouched"
+        )
+    return True
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    con.execute("PRAGMA foreign_keys = ON")
+    con.execute("PRAGMA synchronous = NORMAL")
+    return con
+
+
+def _create(path: Path) -> None:
+    """Create a store atomically: build it beside ``path``, then hard-link it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    con = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        con.executescript(_SCHEMA)
+        con.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("application", "twolayer"),
+                ("schema", str(SCHEMA_VERSION)),
+                ("created", _now()),
+                ("version", _version()),
+            ],
+        )
+        con.execute("PRAGMA journal_mode = WAL")
+    finally:
+        con.close()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first; use theirs
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Store:
+    """A twolayer store (one SQLite file).
+
+    Parameters
+    ----------
+    path : str or Path
+        The store file.
+    create : bool
+        Create the store if the file does not exist (otherwise raise StoreError).
+
+    Raises
+    ------
+    StoreError
+        If the file exists and is not a twolayer store (it is left untouched), or was written
+        by a newer schema.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not check_store_file(self.path):
+            if not create:
+                raise StoreError(f"no store at {self.path}")
+            if not self.path.parent.exists():
+                raise StoreError(
+                    f"cannot create store {self.path}: no directory {self.path.parent}"
+                )
+            _create(self.path)
+            check_store_file(self.path)
+        self.con = _connect(self.path)
+        try:
+            meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            self.con.close()
+            raise StoreError(f"{self.path} cannot be read as a twolayer store: {exc}") from None
+        if meta.get("application") != "twolayer":
+            self.con.close()
+            raise StoreError(f"{self.path} is not a twolayer store; left untouched")
+        if int(meta.get("schema", 0)) > SCHEMA_VERSION:
+            self.con.close()
+            raise StoreError(
+                f"{self.path} has store schema {meta['schema']}, newer than this twolayer "
+                f"({SCHEMA_VERSION}); upgrade twolayer to read it"
+            )
+        self._token: str | None = None
+
+    # -- context ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the lock if held and close the connection."""
+        if self._token is not None:
+            self.release()
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); waits for other writers."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- lock ---------------------------------------------------------------------------------
+
+    def acquire(self, sweep: str) -> None:
+        """Take the writer lock for ``sweep``.
+
+        Raises
+        ------
+        StoreBusyError
+            If a live driver (same host: its process exists; other host: heartbeat within
+            STALE_LOCK_S) holds it.
+        """
+        token = uuid.uuid4().hex
+        host = socket.gethostname()
+        with self.transaction() as con:
+            row = con.execute(_LOCK_QUERY).fetchone()
+            if row is not None and _holder_alive(row[1], row[2], row[5]):
+                raise StoreBusyError(
+                    f"store {self.path} is in use: sweep {row[3]!r} is being written by process "
+                    f"{row[2]} on {row[1]} since {row[4]}. Wait for it to finish, or write to "
+                    f"another store (--store PATH)."
+                )
+            con.execute(
+                "INSERT OR REPLACE INTO lock (id, token, host, pid, sweep, since, heartbeat) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (token, host, os.getpid(), sweep, _now(), time.time()),
+            )
+        self._token = token
+
+    def heartbeat(self) -> None:
+        """Refresh the lock's heartbeat (the driver calls this while it waits)."""
+        if self._token is not None:
+            with self.transaction() as con:
+                self._beat(con)
+
+    def _beat(self, con: sqlite3.Connection) -> None:
+        if self._token is not None:
+            con.execute("UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), self._token))
+
+    def release(self) -> None:
+        """Give the writer lock back."""
+        if self._token is not None:
+            with self.transaction() as con:
+                con.execute("DELETE FROM lock WHERE token = ?", (self._token,))
+            self._token = None
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        """The live lock holder (host, pid, sweep, since), or None."""
+        row = self.con.execute(_LOCK_QUERY).fetchone()
+        if row is None or not _holder_alive(row[1], row[2], row[5]):
+            return None
+        return {"host": row[1], "pid": row[2], "sweep": row[3], "since": row[4]}
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def register(
+        self,
+        sweep: str,
+        spec: dict[str, Any],
+        runs: Iterable[tuple[str, str, int, dict[str, Any]]],
+        todo: Iterable[str],
+    ) -> None:
+        """Record a sweep, its membership, and mark ``todo`` runs as running (one transaction).
+
+        Parameters
+        ----------
+        sweep : str
+        spec : dict
+            The sweep's spec (stored as JSON).
+        runs : iterable of (run_id, config_json, seed, point)
+            Every run of the sweep.
+        todo : iterable of run ids
+            The runs about to be executed.
+        """
+        now = _now()
+        todo = set(todo)
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO sweeps (name, spec, created, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated = excluded.updated",
+                (sweep, json.dumps(spec, sort_keys=True), now, now),
+            )
+            for run_id, config_json, seed, point in runs:
+                con.execute(
+                    "INSERT OR IGNORE INTO runs (id, sweep, config, seed, status, created) "
+                    "VALUES (?, ?, ?, ?, 'running', ?)",
+                    (run_id, sweep, config_json, int(seed), now),
+                )
+                if run_id in todo:
+                    con.execute(
+                        "UPDATE runs SET status = 'running', attempts = attempts + 1 WHERE id = ?",
+                        (run_id,),
+                    )
+                con.execute(
+                    "INSERT OR IGNORE INTO sweep_runs (sweep, run_id, point) VALUES (?, ?, ?)",
+                    (sweep, run_id, json.dumps(point, sort_keys=True, default=repr)),
+                )
+            self._beat(con)
+
+    def write(self, record: Record) -> None:
+        """Store a finished run: its row, metrics, arrays and trajectory in one transaction."""
+        with self.transaction() as con:
+            for table in ("metrics", "arrays", "trajectories"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", (record.run_id,))
+            cur = con.execute(
+                "UPDATE runs SET status = ?, timings = ?, error = ?, traceback = ?, "
+                "diverged_step = ?, host = ?, pid = ?, version = ?, shared = ?, started = ?, "
+                "finished = ?, wall_s = ? WHERE id = ?",
+                (
+                    record.status,
+                    json.dumps(record.timings),
+                    record.error,
+                    record.traceback,
+                    record.diverged_step,
+                    record.host,
+                    record.pid,
+                    _version(),
+                    int(record.shared),
+                    _iso(record.started),
+                    _iso(record.finished),
+                    record.finished - record.started,
+                    record.run_id,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"run {record.run_id} was not registered in {self.path}")
+            con.executemany(
+                "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
+                [(record.run_id, k, _sql_float(v)) for k, v in record.scalars.items()],
+            )
+            con.executemany(
+                "INSERT INTO arrays (run_id, name, dtype, shape, data) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (record.run_id, k, a.dtype.str, json.dumps(list(a.shape)), a.tobytes())
+                    for k, a in ((k, np.ascontiguousarray(v)) for k, v in record.arrays.items())
+                ],
+            )
+            con.executemany(
+                "INSERT INTO trajectories (run_id, idx, step, data) VALUES (?, ?, ?, ?)",
+                [
+                    (record.run_id, i, _int_or_none(row.get("step")), json.dumps(row))
+                    for i, row in enumerate(record.trajectory)
+                ],
+            )
+            self._beat(con)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def statuses(self, run_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """run id -> status (of the given runs that the store has, or of all runs)."""
+        if run_ids is None:
+            return dict(self.con.execute("SELECT id, status FROM runs").fetchall())
+        ids = list(run_ids)
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.con.execute(
+                    f"SELECT id, status FROM runs WHERE id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return out
+
+    def sweeps(self) -> list[str]:
+        """Names of the sweeps in the store."""
+        return [r[0] for r in self.con.execute("SELECT name FROM sweeps ORDER BY created")]
+
+    def counts(self, sweep: str | None = None) -> dict[str, int]:
+        """Number of runs by status (of one sweep, or of all runs)."""
+        if sweep is None:
+            rows = self.con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
+        else:
+            rows = self.con.execute(
+                "SELECT r.status, COUNT(*) FROM runs r JOIN sweep_runs s ON s.run_id = r.id "
+                "WHERE s.sweep = ? GROUP BY r.status",
+                (sweep,),
+            )
+        return dict(rows.fetchall())
+
+    def failures(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        """Failed and diverged runs: id, status, first line of the error, diverged step."""
+        query = (
+            "SELECT r.id, r.status, r.error, r.diverged_step FROM runs r "
+            + ("JOIN sweep_runs s ON s.run_id = r.id WHERE s.sweep = ? AND " if sweep else "WHERE ")
+            + "r.status IN ('failed', 'diverged') ORDER BY r.finished"
+        )
+        rows = self.con.execute(query, (sweep,) if sweep else ()).fetchall()
+        return [
+            {
+                "id": r[0],
+                "status": r[1],
+                "error": (r[2] or "").strip().splitlines()[0] if r[2] else "",
+                "diverged_step": r[3],
+            }
+            for r in rows
+        ]
+
+    def arrays(self, run_id: str) -> dict[str, np.ndarray]:
+        """The arrays of one run, by name."""
+        rows = self.con.execute(
+            "SELECT name, dtype, shape, data FROM arrays WHERE run_id = ? ORDER BY name", (run_id,)
+        ).fetchall()
+        return {
+            name: np.frombuffer(data, dtype=np.dtype(dtype)).reshape(json.loads(shape)).copy()
+            for name, dtype, shape, data in rows
+        }
+
+    def trajectory(self, run_id: str) -> list[dict[str, float]]:
+        """The trajectory rows of one run, in order."""
+        rows = self.con.execute(
+            "SELECT data FROM trajectories WHERE run_id = ? ORDER BY idx", (run_id,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def records(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        """Run rows with their config (dict), metrics (dict) and sweep point, as plain data."""
+        if sweep is None:
+            rows = self.con.execute(
+                "SELECT r.*, (SELECT point FROM sweep_runs s WHERE s.run_id = r.id AND "
+                "s.sweep = r.sweep) AS point FROM runs r ORDER BY r.rowid"
+            )
+        else:
+            rows = self.con.execute(
+                "SELECT r.*, s.point AS point FROM runs r JOIN sweep_runs s ON s.run_id = r.id "
+                "WHERE s.sweep = ? ORDER BY r.rowid",
+                (sweep,),
+            )
+        names = [c[0] for c in rows.description]
+        out = []
+        metrics: dict[str, dict[str, float]] = {}
+        for run_id, name, value in self.con.execute("SELECT run_id, name, value FROM metrics"):
+            metrics.setdefault(run_id, {})[name] = math.nan if value is None else value
+        for row in rows.fetchall():
+            rec = dict(zip(names, row, strict=True))
+            rec["config"] = json.loads(rec["config"])
+            rec["timings"] = json.loads(rec["timings"]) if rec["timings"] else {}
+            rec["point"] = json.loads(rec["point"]) if rec["point"] else {}
+            rec["metrics"] = metrics.get(rec["id"], {})
+            rec["sweep"] = sweep or rec["sweep"]
+            out.append(rec)
+        return out
+
+
+def _sql_float(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _holder_alive(host: str, pid: int, heartbeat: float) -> bool:
+    if host == socket.gethostname():
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _not_zombie(pid)
+    return time.time() - heartbeat < STALE_LOCK_S
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
