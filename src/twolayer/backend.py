@@ -137,9 +137,7 @@ def _import_torch() -> ModuleType:
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the torch backend needs PyTorch: pip install 'twolayer[torch]'"
-        ) from exc
+        raise ImportError("the torch backend needs PyTorch: pip install 'twolayer[torch]'") from exc
     return torch
 
 

@@ -24,9 +24,7 @@ def xor_clean_bayes_error(mu_norm: float, noise: float) -> float:
     E_z[2 (1 - Phi(|m + z|))] with m = ||mu|| / noise, computed by quadrature.
     """
     m = mu_norm / noise
-    return gaussian_expectation(
-        lambda z: 2.0 * scipy.special.ndtr(-np.abs(m + z)), kinks=(-m,)
-    )
+    return gaussian_expectation(lambda z: 2.0 * scipy.special.ndtr(-np.abs(m + z)), kinks=(-m,))
 
 
 class XOR(Teacher):
@@ -63,13 +61,19 @@ class XOR(Teacher):
         if mu_norm <= 0 or noise <= 0:
             raise ValueError(f"xor: mu_norm and noise must be positive, got {mu_norm}, {noise}")
         self.d = d
-        self.mu_norm, self.noise, self.label_noise = float(mu_norm), float(noise), float(label_noise)
+        self.mu_norm, self.noise, self.label_noise = (
+            float(mu_norm),
+            float(noise),
+            float(label_noise),
+        )
         self.noise_kind = noise_kind
         basis = random_orthonormal(3, d, rng)
         self.mu = basis[:2] * self.mu_norm  # (2, d): mu_1, mu_2
         self.flip_direction = basis[2]
         self.flip_threshold = (
-            self.noise * float(scipy.stats.norm.isf(self.label_noise)) if label_noise > 0 else np.inf
+            self.noise * float(scipy.stats.norm.isf(self.label_noise))
+            if label_noise > 0
+            else np.inf
         )
 
     @property
@@ -165,7 +169,9 @@ class GaussianMixture(Teacher):
                 )
         K = self.means.shape[0]
         self.labels = (
-            np.where(np.arange(K) % 2 == 0, 1.0, -1.0) if labels is None else np.asarray(labels, float)
+            np.where(np.arange(K) % 2 == 0, 1.0, -1.0)
+            if labels is None
+            else np.asarray(labels, float)
         )
         if self.labels.shape != (K,):
             raise ValueError(f"gaussian_mixture: need {K} labels, got {self.labels.shape}")

@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.activations import Activation, gaussian_expectation, get_activation, hermite_coefficients
+from twolayer.activations import (
+    Activation,
+    gaussian_expectation,
+    get_activation,
+    hermite_coefficients,
+)
 from twolayer.teachers.base import TEACHERS, Teacher, random_orthonormal
 
 MULTI_INDEX_LINKS = ("sum", "product", "parity", "staircase", "hermite")
@@ -194,8 +199,10 @@ class MultiIndex(Teacher):
             return link
         if link == "sum":
             act = as_activation(activation)
-            w = np.full(self.r, 1.0 / math.sqrt(self.r)) if weights is None else np.asarray(
-                weights, dtype=float
+            w = (
+                np.full(self.r, 1.0 / math.sqrt(self.r))
+                if weights is None
+                else np.asarray(weights, dtype=float)
             )
             if w.shape != (self.r,):
                 raise ValueError(f"multi_index: weights must have length r={self.r}, got {w.shape}")
