@@ -30,3 +30,14 @@ __all__ = [
     "init_student",
     "run_once",
 ]
+
+_EXPERIMENT_API = ("load", "load_arrays", "load_trajectory", "load_spec", "run_spec", "export")
+
+
+def __getattr__(name: str) -> object:
+    """``twolayer.load`` etc., imported on first use (pandas is not needed by the core)."""
+    if name in _EXPERIMENT_API:
+        from twolayer import experiment
+
+        return getattr(experiment, name)
+    raise AttributeError(f"module 'twolayer' has no attribute {name!r}")

@@ -1,0 +1,345 @@
+"""The ``twolayer`` command: a thin layer over :mod:`twolayer.experiment`.
+
+Exit codes: 0 success (every run done or diverged), 1 a run failed or the store cannot be used,
+2 bad input (spec error or bad command line).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from twolayer.experiment.errors import SpecError, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BEST_METRIC_CANDIDATES = (
+    "readout.test_mse",
+    "readout.test_err01",
+    "network.test_mse",
+    "network.test_err01",
+)
+
+
+def _handle_errors(fn: F) -> F:
+    """Print SpecError (exit 2) and StoreError (exit 1) as one clear message, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except StoreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="twolayer", message="twolayer %(version)s")
+def main() -> None:
+    """twolayer: feature learning in two-layer networks - simulations, sweeps and theory.
+
+    \b
+    Examples:
+      twolayer run examples/one_step.yaml
+      twolayer run examples/sweep_eta.yaml --jobs 4
+      twolayer status sweep_eta.sqlite
+      twolayer export sweep_eta.sqlite --format parquet
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+class _RichProgress:
+    """A rich progress bar over runs with ETA and the best value so far of one metric."""
+
+    def __init__(self, metric: str | None, enabled: bool) -> None:
+        self.metric = metric
+        self.enabled = enabled
+        self.best = math.inf
+        self.best_name: str | None = metric
+        self.failed = 0
+        self._bar: Any = None
+        self._task: Any = None
+
+    # twolayer.experiment.Progress protocol
+    def start(self, total: int, skipped: int, executor: str, workers: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[best]}"),
+        )
+        where = f"{executor} x{workers}" if executor != "serial" else "serial"
+        label = f"runs ({where}" + (f", {skipped} skipped)" if skipped else ")")
+        self._task = self._bar.add_task(label, total=total, best="")
+        self._bar.start()
+
+    def advance(self, record: Any) -> None:
+        if record.status == "failed":
+            self.failed += 1
+        name = self.best_name
+        if name is None:
+            name = next((m for m in BEST_METRIC_CANDIDATES if m in record.scalars), None)
+            self.best_name = name
+        value = record.scalars.get(name) if name else None
+        if value is not None and value < self.best:
+            self.best = value
+        if self._bar is not None:
+            best = f"best {self.best_name} {self.best:.4g}" if math.isfinite(self.best) else ""
+            if self.failed:
+                best += f"  [red]{self.failed} failed"
+            self._bar.update(self._task, advance=1, best=best)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Store file (default: the spec's 'store', else <name>.sqlite here).",
+)
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Workers (default: all cores).")
+@click.option(
+    "--executor",
+    type=click.Choice(["serial", "local", "dask"]),
+    help="Where runs execute (default: the spec's executor; serial for one run, local for "
+    "a sweep).",
+)
+@click.option("--retry-failed", is_flag=True, help="Run the failed runs of the store again.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no result table.")
+@click.option(
+    "--metric",
+    help="Metric whose best (lowest) value the progress bar shows "
+    "(default: readout.test_mse, else network.test_mse).",
+)
+@_handle_errors
+def run(
+    spec: Path,
+    store: Path | None,
+    jobs: int | None,
+    executor: str | None,
+    retry_failed: bool,
+    quiet: bool,
+    metric: str | None,
+) -> None:
+    """Run SPEC (a YAML file): one run, or a sweep over parameters and seeds.
+
+    Runs already in the store are skipped, so running a sweep again after a crash finishes
+    it. Exit code 1 if a run failed (its traceback is in the store), 2 if SPEC is invalid.
+
+    \b
+    Examples:
+      twolayer run examples/one_step.yaml
+      twolayer run examples/sweep_eta.yaml --jobs 4 --store results/eta.sqlite
+      twolayer run examples/sweep_eta.yaml --retry-failed
+      twolayer run big_sweep.yaml --executor dask     # executor.address in the spec
+    """
+    from twolayer.experiment.runner import run_spec
+    from twolayer.experiment.spec import load_spec_with_runs
+
+    parsed, runs = load_spec_with_runs(spec)
+    interactive = sys.stdout.isatty() and not quiet
+    progress = _RichProgress(metric, enabled=interactive)
+    result = run_spec(
+        parsed,
+        store=store,
+        executor=executor,
+        jobs=jobs,
+        retry_failed=retry_failed,
+        progress=progress,
+        runs=runs,
+    )
+    counts = result.counts()
+    if not quiet:
+        _report(result, counts, progress)
+    if counts.get("failed"):
+        sys.exit(1)
+
+
+def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not result.records:
+        console.print(
+            f"{result.sweep}: nothing to do, all {result.total} runs are in {result.store}"
+        )
+        return
+    done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    skipped = f" ({result.skipped} already stored)" if result.skipped else ""
+    console.print(f"{result.sweep}: {len(result.records)} runs: {done}{skipped} -> {result.store}")
+    if len(result.records) == 1 and result.total == 1 and result.records[0].status == "done":
+        record = result.records[0]
+        table = Table(title=f"run {record.run_id}", show_edge=False)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in sorted(record.scalars.items()):
+            table.add_row(name, f"{value:.6g}")
+        console.print(table)
+    elif progress.best_name and math.isfinite(progress.best):
+        console.print(f"best {progress.best_name}: {progress.best:.6g}")
+    bad = [r for r in result.records if r.status in ("failed", "diverged")]
+    for record in bad[:5]:
+        first = (record.error or "").strip().splitlines()[0] if record.error else ""
+        console.print(f"  {record.status} {record.run_id}: {first}")
+    if len(bad) > 5:
+        console.print(f"  ... and {len(bad) - 5} more")
+    if any(r.status == "failed" for r in bad):
+        console.print(f"tracebacks: twolayer status {result.store} --tracebacks")
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sweep", help="Only this sweep.")
+@click.option("--tracebacks", is_flag=True, help="Print the full traceback of each failed run.")
+@_handle_errors
+def status(store: Path, sweep: str | None, tracebacks: bool) -> None:
+    """Counts of runs by status per sweep, and the failures with the first line of each error.
+
+    \b
+    Examples:
+      twolayer status sweep_eta.sqlite
+      twolayer status results.sqlite --sweep sweep_eta --tracebacks
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from twolayer.experiment.store import Store
+
+    console = Console(highlight=False)
+    with Store(store, create=False) as st:
+        sweeps = st.sweeps()
+        if sweep is not None and sweep not in sweeps:
+            known = ", ".join(sweeps) or "none"
+            raise StoreError(f"no sweep {sweep!r} in {store}; sweeps: {known}")
+        holder = st.lock_holder()
+        table = Table(title=str(store), show_edge=False)
+        table.add_column("sweep")
+        for col in ("runs", "done", "diverged", "failed", "running"):
+            table.add_column(col, justify="right")
+        for name in [sweep] if sweep else sweeps:
+            counts = st.counts(name)
+            running = counts.get("running", 0)
+            live = holder is not None and holder["sweep"] == name
+            label = f"{running} (live)" if live and running else f"{running}"
+            if running and not live:
+                label += " (interrupted)"
+            table.add_row(
+                name,
+                str(sum(counts.values())),
+                *(str(counts.get(s, 0)) for s in ("done", "diverged", "failed")),
+                label,
+            )
+        console.print(table)
+        if holder is not None:
+            console.print(
+                f"being written by process {holder['pid']} on {holder['host']} "
+                f"(sweep {holder['sweep']!r}, since {holder['since']})"
+            )
+        failures = st.failures(sweep)
+        for f in failures:
+            step = f" at step {f['diverged_step']}" if f["diverged_step"] is not None else ""
+            console.print(f"{f['status']} {f['id']}{step}: {f['error']}")
+            if tracebacks and f["status"] == "failed":
+                tb = st.con.execute("SELECT traceback FROM runs WHERE id = ?", (f["id"],))
+                console.print(tb.fetchone()[0] or "(no traceback)", markup=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+@click.option("--sweep", help="Only the runs of this sweep.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (default: the store's name with .csv/.parquet).",
+)
+@_handle_errors
+def export(store: Path, fmt: str, sweep: str | None, output: Path | None) -> None:
+    """Write the runs of STORE as a table: one row per run, the resolved spec flattened into
+    dotted columns (teacher.d, train.steps[0].eta.c, ...), then the scalar metrics.
+
+    \b
+    Examples:
+      twolayer export sweep_eta.sqlite
+      twolayer export results.sqlite --sweep sweep_eta --format parquet -o eta.parquet
+    """
+    from twolayer.experiment.results import export as export_frame
+
+    path = export_frame(store, output, format=fmt, sweep=sweep)  # type: ignore[arg-type]
+    click.echo(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# recipes (the next issues add `plot` and `reproduce` beside these commands)
+
+
+@main.command()
+def recipes() -> None:
+    """List the recipes: one spec per phenomenon of the literature.
+
+    \b
+    Example:
+      twolayer recipes
+    """
+    from twolayer.recipes import RECIPES
+
+    if len(RECIPES) == 0:
+        click.echo("no recipes yet")
+        return
+    for name in RECIPES:
+        entry = RECIPES.get(name)
+        if isinstance(entry, dict):
+            about = str(entry.get("description", ""))
+        else:
+            about = str(getattr(entry, "description", "") or "")
+        first = about.strip().splitlines()[0] if about.strip() else ""
+        click.echo(f"{name:24s} {first}".rstrip())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
