@@ -1,5 +1,13 @@
 """Measurements: pure functions of a run's state and data, one registry."""
 
+from twolayer.measure import adversarial as adversarial
+from twolayer.measure import alignment as alignment
+from twolayer.measure import gap as gap
+from twolayer.measure import kernel as kernel
+from twolayer.measure import overlaps as overlaps
+from twolayer.measure import patterns as patterns
+from twolayer.measure import polynomial as polynomial
+from twolayer.measure import spectrum as spectrum
 from twolayer.measure.errors import chunked_errors, dataset_errors, error_sums
 from twolayer.measure.registry import (
     MEASUREMENTS,
