@@ -112,7 +112,10 @@ class StudentConfig(_Model):
     """The two-layer student f(x) = scale(N) sum_i a_i sigma(<w_i, x>)."""
 
     N: PositiveInt = Field(description="width (number of hidden neurons)")
-    activation: ActivationConfig = Field(default_factory=ActivationConfig)
+    activation: ActivationConfig = Field(
+        default_factory=ActivationConfig,
+        description="sigma: a registered activation (name or mapping)",
+    )
     scaling: Literal["standard", "mean_field"] = Field(
         "standard", description="output scale 1/sqrt(N) (standard) or 1/N (mean_field)"
     )
@@ -147,11 +150,13 @@ class StepSizeConfig(_Model):
 class GiantStepConfig(_Model):
     """One full-batch step on a fresh or an earlier (reused) batch."""
 
-    eta: StepSizeConfig = Field(default_factory=StepSizeConfig)
+    eta: StepSizeConfig = Field(
+        default_factory=StepSizeConfig, description="step size eta = c * S^alpha"
+    )
     batch: Literal["fresh"] | NonNegativeInt = Field(
         "fresh", description="'fresh', or the index of an earlier step whose batch is reused"
     )
-    layer: Literal["W", "a", "both"] = "W"
+    layer: Literal["W", "a", "both"] = Field("W", description="the layer(s) the step updates")
     n: PositiveInt | None = Field(None, description="batch size of a fresh batch (default train.n)")
 
     def build(self) -> GiantStep:
@@ -167,10 +172,13 @@ def _check_loss(name: str) -> str:
 class GiantStepsConfig(_Model):
     """A list of giant gradient steps (Ba et al. 2022; Moniri et al. 2023; two-step analysis)."""
 
-    protocol: Literal["giant_steps"] = "giant_steps"
+    protocol: Literal["giant_steps"] = Field("giant_steps", description="selects this protocol")
     n: PositiveInt = Field(description="size of each fresh training batch")
     loss: str = Field("square", description="square, logistic, hinge or absolute")
-    steps: list[GiantStepConfig] = Field(default_factory=lambda: [GiantStepConfig()])
+    steps: list[GiantStepConfig] = Field(
+        default_factory=lambda: [GiantStepConfig()],
+        description="the steps, in order (default: one step with eta = 1 on a fresh batch)",
+    )
 
     _loss = field_validator("loss")(_check_loss)
 
@@ -186,23 +194,27 @@ class GiantStepsConfig(_Model):
 
 
 class WeightDecayConfig(_Model):
-    W: NonNegativeFloat = 0.0
-    a: NonNegativeFloat = 0.0
+    W: NonNegativeFloat = Field(0.0, description="L2 weight decay on the first layer")
+    a: NonNegativeFloat = Field(0.0, description="L2 weight decay on the second layer")
 
 
 class GDConfig(_Model):
     """Full-batch GD or minibatch/online SGD, optional weight decay and Langevin noise."""
 
-    protocol: Literal["gd"] = "gd"
+    protocol: Literal["gd"] = Field("gd", description="selects this protocol")
     n: PositiveInt = Field(description="training set size (batch size of online SGD if unset)")
     loss: str = Field("square", description="square, logistic, hinge or absolute")
     steps: NonNegativeInt = Field(100, description="number of steps")
-    eta: StepSizeConfig = Field(default_factory=StepSizeConfig)
+    eta: StepSizeConfig = Field(
+        default_factory=StepSizeConfig, description="initial step size eta_0 = c * S^alpha"
+    )
     decay: NonNegativeFloat = Field(0.0, description="eta_t = eta_0 (1 + t)^(-decay)")
     batch_size: PositiveInt | None = Field(None, description="None = full batch")
     online: bool = Field(False, description="fresh batch every step (one-pass SGD)")
-    train: Literal["W", "a", "both"] = "both"
-    weight_decay: WeightDecayConfig = Field(default_factory=WeightDecayConfig)
+    train: Literal["W", "a", "both"] = Field("both", description="the layer(s) trained")
+    weight_decay: WeightDecayConfig = Field(
+        default_factory=WeightDecayConfig, description="L2 penalties per layer"
+    )
     temperature: NonNegativeFloat = Field(0.0, description="Langevin temperature T")
     record_every: PositiveInt = Field(10, description="trajectory stride")
     monitor: list[str] = Field(
@@ -232,7 +244,7 @@ class GDConfig(_Model):
 class NoTrainConfig(_Model):
     """No feature training (random features)."""
 
-    protocol: Literal["none"] = "none"
+    protocol: Literal["none"] = Field("none", description="selects this protocol")
 
 
 TrainConfig = Annotated[
@@ -272,7 +284,7 @@ class MeasureItem(_Model):
     """A measurement by name with options; a plain string is accepted."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    name: str
+    name: str = Field(description="registered measurement")
 
     @model_validator(mode="before")
     @classmethod
@@ -296,21 +308,29 @@ class MeasureItem(_Model):
 
 
 class BackendConfig(_Model):
-    name: Literal["numpy", "torch"] = "numpy"
-    dtype: Literal["float64", "float32"] = "float64"
+    """Array backend (NumPy, or PyTorch for GPUs), precision and device."""
+
+    name: Literal["numpy", "torch"] = Field("numpy", description="array library")
+    dtype: Literal["float64", "float32"] = Field("float64", description="floating-point precision")
     device: str | None = Field(None, description="torch device: cpu, cuda, cuda:1")
 
 
 class RunConfig(_Model):
     """Everything one run needs besides its seed."""
 
-    teacher: TeacherConfig
-    student: StudentConfig
-    train: TrainConfig = Field(default_factory=NoTrainConfig)
+    teacher: TeacherConfig = Field(description="the data model")
+    student: StudentConfig = Field(description="the two-layer network")
+    train: TrainConfig = Field(
+        default_factory=NoTrainConfig, description="feature training: giant_steps, gd or none"
+    )
     readout: ReadoutConfig | None = Field(None, description="omit to evaluate the network as is")
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    measure: list[MeasureItem] = Field(default_factory=list)
-    backend: BackendConfig = Field(default_factory=BackendConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="test errors")
+    measure: list[MeasureItem] = Field(
+        default_factory=list, description="measurements after training and readout"
+    )
+    backend: BackendConfig = Field(
+        default_factory=BackendConfig, description="array backend and precision"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -110,7 +110,9 @@ class Spec(_Model):
         default_factory=dict,
         description="dotted keys -> lists of one common length, varied together (one grid axis)",
     )
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig, description="where the runs execute"
+    )
     store: str | None = Field(None, description="store file; default <name>.sqlite")
 
     @field_validator("seeds")
