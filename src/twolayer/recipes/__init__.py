@@ -1,9 +1,18 @@
-"""Recipes: one spec per phenomenon of the literature, listed by ``twolayer recipes``."""
+"""Recipes: one spec per phenomenon of the literature, listed by ``twolayer recipes`` and re-created
+by ``twolayer reproduce NAME``. Adding one: ``NAME.yaml`` plus a module defining ``RECIPE``, and
+its line in ``_MODULES`` below."""
 
-from typing import Any
+from importlib import import_module
 
+from twolayer.recipes.base import Claim, Recipe, RecipeData
 from twolayer.registry import Registry
 
-RECIPES: Registry[Any] = Registry("recipe")
+RECIPES: Registry[Recipe] = Registry("recipe")
 
-__all__ = ["RECIPES"]
+_MODULES = ("one_step_spike",)
+
+for _module in _MODULES:
+    _recipe = import_module(f"twolayer.recipes.{_module}").RECIPE
+    RECIPES.add(_recipe.name, _recipe)
+
+__all__ = ["RECIPES", "Claim", "Recipe", "RecipeData"]
