@@ -1,6 +1,8 @@
 """Recipes: one spec per phenomenon of the literature, listed by ``twolayer recipes`` and re-created
 by ``twolayer reproduce NAME``. Adding one: ``NAME.yaml`` plus a module defining ``RECIPE``, and
-its line in ``_MODULES`` below."""
+its line in ``_MODULES`` below. How to write one, and the standards every recipe meets (claims
+with stated tolerances, quick mode <= ~40 s on 2 cores, docs/recipes/NAME.md, a slow test
+asserting the quick-mode claims): docs/recipes/README.md."""
 
 from importlib import import_module
 
