@@ -15,13 +15,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from twolayer.theory.marchenko_pastur import mp_density, mp_singular_value_edges  # noqa: E402
+from twolayer.theory.marchenko_pastur import mp_density, mp_singular_value_edges
 
 __all__ = [
     "figure",
