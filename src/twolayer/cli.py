@@ -334,10 +334,14 @@ def recipes() -> None:
     for name in RECIPES:
         entry = RECIPES.get(name)
         if isinstance(entry, dict):
-            about = str(entry.get("description", ""))
+            about = str(entry.get("title") or entry.get("description") or "")
+            paper = str(entry.get("paper") or "")
         else:
-            about = str(getattr(entry, "description", "") or "")
+            about = str(getattr(entry, "title", "") or getattr(entry, "description", "") or "")
+            paper = str(getattr(entry, "paper", "") or "")
         first = about.strip().splitlines()[0] if about.strip() else ""
+        if paper:
+            first += f" ({paper})"
         click.echo(f"{name:24s} {first}".rstrip())
 
 
