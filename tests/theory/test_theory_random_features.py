@@ -1,0 +1,108 @@
+"""Mei–Montanari random-features ridge asymptotics: exact checks and Monte Carlo."""
+
+import math
+
+import numpy as np
+import pytest
+
+from twolayer.activations import get_activation
+from twolayer.theory.random_features import (
+    mei_montanari_penalty_to_mean,
+    mei_montanari_ridgeless,
+    mei_montanari_risk,
+    mei_montanari_risk_for,
+)
+
+RELU = get_activation("relu").constants
+
+
+@pytest.mark.parametrize(
+    ("psi1", "psi2", "bias", "variance"),
+    [(0.5, 3, 0.8100, 0.2000), (2, 1, 0.7365, 1.4385), (5, 3, 0.2451, 1.8223),
+     (3, 5, 0.3622, 1.5000)],
+)
+def test_ridgeless_relu_table(psi1, psi2, bias, variance):
+    # Exact: the ridgeless (B, V) values for ReLU quoted in THEORY-NOTES (4 decimals), and the
+    # lam -> 0+ limit of the fixed point agrees with the closed form (two paths, lam = 1e-8).
+    r = mei_montanari_ridgeless(psi1, psi2, mu1=RELU.mu1, mu_star=RELU.mu_star)
+    assert r.bias == pytest.approx(bias, abs=6e-5)
+    assert r.variance == pytest.approx(variance, abs=6e-5)
+    small = mei_montanari_risk(psi1, psi2, 1e-8, mu1=RELU.mu1, mu_star=RELU.mu_star)
+    assert small.bias == pytest.approx(r.bias, abs=1e-3)
+    assert small.variance == pytest.approx(r.variance, abs=1e-3)
+
+
+@pytest.mark.parametrize("psi1", [0.1, 0.4, 0.8, 1.5])
+def test_ridgeless_variance_underparameterised(psi1):
+    # Exact: ridgeless, psi1 < psi2: V = psi1 / (psi2 - psi1) (least squares on N features).
+    psi2 = 2.0
+    r = mei_montanari_ridgeless(psi1, psi2, mu1=RELU.mu1, mu_star=RELU.mu_star)
+    assert r.variance == pytest.approx(psi1 / (psi2 - psi1), rel=1e-9)
+
+
+def test_peak_and_small_width_limit():
+    # Exact: E0 -> 0 at psi1 = psi2 (ridgeless risk infinite there, and growing towards it);
+    # psi1 -> 0 gives R -> F1^2 + F*^2 (no features, nothing learnt); lam -> infinity likewise.
+    r = mei_montanari_ridgeless(2.0, 2.0, mu1=RELU.mu1, mu_star=RELU.mu_star)
+    assert abs(r.e0) < 1e-10 and math.isinf(r.risk)
+    near = [mei_montanari_ridgeless(p, 2.0, mu1=RELU.mu1, mu_star=RELU.mu_star).risk
+            for p in (1.6, 1.9, 1.99)]
+    assert near[0] < near[1] < near[2]
+    kw = dict(mu1=RELU.mu1, mu_star=RELU.mu_star, signal_linear=1.0, signal_nonlinear=0.3,
+              noise_var=0.5)
+    assert mei_montanari_risk(1e-7, 2.0, 0.1, **kw).risk == pytest.approx(1.3, abs=1e-4)
+    assert mei_montanari_ridgeless(1e-7, 2.0, **kw).risk == pytest.approx(1.3, abs=1e-4)
+    assert mei_montanari_risk(1.0, 2.0, 1e9, **kw).risk == pytest.approx(1.3, abs=1e-4)
+
+
+def test_notes_monte_carlo_values():
+    # The theory values quoted with their Monte Carlo checks in THEORY-NOTES (4 decimals).
+    assert mei_montanari_risk_for(0.5, 3, 0.01, "relu", noise_var=0.25).risk == pytest.approx(
+        0.8504, abs=1e-4)
+    assert mei_montanari_risk_for(2, 1, 0.001, "relu").risk == pytest.approx(0.7255, abs=1e-4)
+    assert mei_montanari_risk_for(
+        1, 2, 0.05, "relu", noise_var=0.5, signal_nonlinear=0.3).risk == pytest.approx(
+        1.2768, abs=1e-4)
+    assert mei_montanari_penalty_to_mean(0.5, 100) == pytest.approx(0.005)
+
+
+@pytest.mark.slow
+def test_against_simulation_across_the_peak():
+    # Monte Carlo: d = 300, psi2 = n/d = 2 (n = 600), ReLU features sigma(<w_a, x>) with unit
+    # rows, Gaussian x, target <beta, x> + sqrt(0.2) He2(<beta, x>)/sqrt 2 (F1^2 = 1, F*^2 = 0.2),
+    # noise tau^2 = 0.25, Mei–Montanari penalty (N lam / d) ||a||^2 with lam = 0.01, risk against
+    # the noiseless target on 2000 test points; 5 seeds per psi1 in {0.5, 1.6 (the top of the
+    # regularised peak), 2.0 (N = n), 4.0}. At this size the seed-to-seed std is 5-12% of the
+    # risk (largest near the peak); tolerance: 5% or 3 standard errors of the mean, whichever
+    # is larger.
+    d, psi2, lam, f_nl, tau2 = 300, 2.0, 0.01, 0.2, 0.25
+    n = int(psi2 * d)
+    for psi1 in (0.5, 1.6, 2.0, 4.0):
+        N = int(psi1 * d)
+        theory = mei_montanari_risk(psi1, psi2, lam, mu1=RELU.mu1, mu_star=RELU.mu_star,
+                                    signal_linear=1.0, signal_nonlinear=f_nl, noise_var=tau2)
+        risks = []
+        for seed in range(5):
+            rng = np.random.default_rng(1000 * seed + N)
+            W = rng.standard_normal((N, d))
+            W /= np.linalg.norm(W, axis=1, keepdims=True)
+            beta = rng.standard_normal(d)
+            beta /= np.linalg.norm(beta)
+
+            def target(X, beta=beta):
+                t = X @ beta
+                return t + math.sqrt(f_nl) * (t**2 - 1) / math.sqrt(2)
+
+            X = rng.standard_normal((n, d))
+            y = target(X) + math.sqrt(tau2) * rng.standard_normal(n)
+            S = np.maximum(X @ W.T, 0.0)
+            ridge = n * N * lam / d
+            if N <= n:
+                a = np.linalg.solve(S.T @ S + ridge * np.eye(N), S.T @ y)
+            else:
+                a = S.T @ np.linalg.solve(S @ S.T + ridge * np.eye(n), y)
+            Xt = rng.standard_normal((2000, d))
+            risks.append(np.mean((target(Xt) - np.maximum(Xt @ W.T, 0.0) @ a) ** 2))
+        mean, se = np.mean(risks), np.std(risks, ddof=1) / math.sqrt(len(risks))
+        tol = max(0.05 * theory.risk, 3 * se)
+        assert abs(mean - theory.risk) < tol, (psi1, theory.risk, mean, se)
