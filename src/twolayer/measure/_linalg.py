@@ -84,7 +84,9 @@ def singular_values(M: Any, top_k: int | None = None, method: str = "auto") -> n
         s = scipy.linalg.svdvals(M)
     else:
         gram = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-        eig = scipy.linalg.eigvalsh(gram)
+        m = gram.shape[0]
+        subset = None if k == m else (m - k, m - 1)
+        eig = scipy.linalg.eigvalsh(gram, subset_by_index=subset)
         s = np.sqrt(np.clip(eig[::-1], 0.0, None))
     return s[:k]
 
@@ -115,8 +117,10 @@ def top_singular_triplets(
     k : int
         Number of triplets (capped at min(m, p)).
     method : {"auto", "direct", "lanczos", "gram"}
-        As in :func:`singular_values`; ``gram`` diagonalises the smaller Gram matrix with eigh and
-        recovers the other side as ``M v / s`` (``M^T u / s``).
+        ``gram`` diagonalises the smaller Gram matrix (eigh, top k only) and recovers the other
+        side as ``M v / s`` (``M^T u / s``); ``direct``: full LAPACK SVD; ``lanczos``: ARPACK;
+        ``auto``: lanczos as in :func:`singular_values`, gram otherwise. The vectors of
+        singular values below ~1e-8 s_max are not resolved by the gram path.
 
     Returns
     -------
@@ -136,7 +140,7 @@ def top_singular_triplets(
     k = _check_k(k, M)
     if _use_lanczos(M.shape, k, method) and k < min(M.shape):
         return _svds(M, k, vectors=True)
-    if method == "gram":
+    if method in ("gram", "auto"):
         m, p = M.shape
         if m <= p:
             eig, U = scipy.linalg.eigh(M @ M.T, subset_by_index=(m - k, m - 1))

@@ -16,6 +16,31 @@ def active(student: Any, X: Any) -> np.ndarray:
     return as_float64(student.preactivations(X)) > 0
 
 
+def class_selectivity(F: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Contrast of the mean activation of each neuron between the classes +1 and -1.
+
+    Parameters
+    ----------
+    F : (n, N) array
+        Activations sigma(X W^T).
+    labels : (n,) array of +-1
+
+    Returns
+    -------
+    (N,) array in [-1, 1]: ``(m(+1) - m(-1)) / (|m(+1)| + |m(-1)|)``, 0 where both means are 0,
+    NaN if a class is absent from the probe.
+    """
+    pos, neg = labels > 0, labels < 0
+    if not (pos.any() and neg.any()):
+        return np.full(F.shape[1], np.nan)
+    m_pos, m_neg = F[pos].mean(axis=0), F[neg].mean(axis=0)
+    denom = np.abs(m_pos) + np.abs(m_neg)
+    out = np.zeros(F.shape[1])
+    ok = denom > 0
+    out[ok] = (m_pos[ok] - m_neg[ok]) / denom[ok]
+    return out
+
+
 @register_measurement("activation_patterns", per_step=True)
 def activation_patterns(
     ctx: MeasureContext,
@@ -31,10 +56,13 @@ def activation_patterns(
     same samples at every call: stream ("measure", probe_stream)), the pattern of neuron i is the
     vector of signs over the n samples.
 
-    For classification teachers (labels +-1), the *per-class partition*: neuron i's activity rate
-    on class c is the fraction of class-c probe samples on which it is active, its selectivity
-    ``s_i = rate_i(+1) - rate_i(-1)``; a neuron prefers +1 if s_i > ``selectivity``, -1 if
-    s_i < -``selectivity``, and is neutral otherwise.
+    For classification teachers (labels +-1), the *per-class partition*: with m_i(c) the mean
+    activation sigma(<w_i, x>) of neuron i over the class-c probe samples, its selectivity is the
+    contrast ``s_i = (m_i(+1) - m_i(-1)) / (|m_i(+1)| + |m_i(-1)|)`` in [-1, 1] (0 when both are
+    0); a neuron prefers +1 if s_i > ``selectivity``, -1 if s_i < -``selectivity``, and is neutral
+    otherwise. Mean activations rather than activity rates: on XOR clusters a relu neuron along
+    mu_1 is active on half of each class, but its mean activation is ~ ||mu|| / 2 on class +1
+    against ~ 0.4 noise on class -1.
 
     Parameters
     ----------
@@ -73,13 +101,9 @@ def activation_patterns(
         out["changed_fraction"] = per
     if ctx.teacher.task == "classification":
         labels = as_float64(y)
-        pos, neg = labels > 0, labels < 0
         a = as_float64(ctx.student.a)
-        for prefix, pattern in (("", S), ("init_", S0)):
-            if not (pos.any() and neg.any()):
-                sel = np.full(S.shape[1], np.nan)
-            else:
-                sel = pattern[pos].mean(axis=0) - pattern[neg].mean(axis=0)
+        for prefix, student in (("", ctx.student), ("init_", ctx.student_init)):
+            sel = class_selectivity(as_float64(student.features(X)), labels)
             prefer_pos = sel > selectivity
             prefer_neg = sel < -selectivity
             out[f"{prefix}frac_prefer_pos"] = float(np.mean(prefer_pos))

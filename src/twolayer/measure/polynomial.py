@@ -43,6 +43,22 @@ def hermite_degree_weights(U: np.ndarray, t: np.ndarray, degree_max: int) -> np.
     return (U.T @ Q) ** 2
 
 
+def _direction(ctx: MeasureContext, direction: int | str, method: str) -> np.ndarray:
+    """The unit vector beta (d,): a teacher direction, or the top right singular vector of
+    Delta W (``"update"``)."""
+    if direction == "update":
+        dW = as_float64(ctx.student.W) - as_float64(ctx.student_init.W)
+        if not np.any(dW):
+            raise ValueError("polynomial: direction 'update' needs a trained W (Delta W = 0)")
+        return top_singular_triplets(dW, 1, method)[2][0]
+    B = teacher_directions(ctx, "polynomial")
+    if isinstance(direction, str) or not 0 <= direction < B.shape[0]:
+        raise ValueError(
+            f"polynomial: direction must be 'update' or in [0, {B.shape[0]}), got {direction!r}"
+        )
+    return B[direction]
+
+
 @register_measurement("polynomial")
 def polynomial(
     ctx: MeasureContext,
@@ -50,14 +66,15 @@ def polynomial(
     top_k: int | None = None,
     matrix: str = "update",
     center: bool = True,
-    direction: int = 0,
+    direction: int | str = 0,
     n_probe: int | None = None,
     probe_stream: int = 0,
     method: str = "auto",
 ) -> dict[str, Any]:
     """Alignment of the top left singular vectors of F (or F - F_0) with h_k(<x, beta>), k <= K.
 
-    On a probe X (n, d) with t = X beta (beta = the teacher's direction ``direction``), the matrix
+    On a probe X (n, d) with t = X beta (beta = the teacher's direction ``direction``, or the
+    direction the step learned, ``direction="update"``), the matrix
     M = F - F_0 (``matrix="update"``, F = sigma(X W^T), F_0 = sigma(X W_0^T), unscaled) or M = F
     (``matrix="features"``), optionally column-centred, is divided by sqrt(n); its top left
     singular vectors u_j (unit vectors of R^n) are compared with the Hermite features
@@ -77,8 +94,11 @@ def polynomial(
     matrix : {"update", "features"}
     center : bool
         Subtract column means first (removes the constant direction, so degree 0 has weight 0).
-    direction : int
-        Which teacher direction is beta (0 for a single-index teacher).
+    direction : int or "update"
+        Which teacher direction is beta (0 for a single-index teacher); ``"update"``: the top
+        right singular vector of Delta W = W - W_0 (the spike direction beta_hat of Moniri et al.,
+        which after one step has only a partial overlap with the teacher's beta, so polynomials
+        of <x, beta_hat>, not of <x, beta>, span the spikes).
     n_probe : int, optional
         Probe size n (default d).
     probe_stream : int
@@ -100,13 +120,11 @@ def polynomial(
     if int(degree_max) < 1:
         raise ValueError(f"polynomial: degree_max must be >= 1, got {degree_max}")
     K = int(degree_max)
-    B = teacher_directions(ctx, "polynomial")
-    if not 0 <= direction < B.shape[0]:
-        raise ValueError(f"polynomial: direction must be in [0, {B.shape[0]}), got {direction}")
+    beta = _direction(ctx, direction, method)
     k = K if top_k is None else int(top_k)
     X, _ = probe(ctx, n_probe, probe_stream)
     n = X.shape[0]
-    t = as_float64(X) @ B[direction]
+    t = as_float64(X) @ beta
     M = features(ctx.student, X)
     if matrix == "update":
         M -= features(ctx.student_init, X)

@@ -1,0 +1,179 @@
+"""Outliers: singular values beyond the Marchenko–Pastur edge of W_0's bulk, with a margin.
+
+The bulk reference is the initial matrix W_0, shape (N, d), treated as an iid matrix whose entry
+variance ``v`` is estimated from W_0 itself (``v = ||W_0||_F^2 / (N d)``, which is ``w_scale^2/d``
+for the project's Gaussian or spherical initialisations). Its largest singular value is, up to
+Tracy–Widom fluctuations, the MP edge ``E = sqrt(v) (sqrt N + sqrt d)``
+(:func:`twolayer.theory.marchenko_pastur.mp_singular_value_edge`), and it fluctuates on the scale
+``tau = sqrt(v)/2 (1/sqrt N + 1/sqrt d)^(1/3)``
+(:func:`twolayer.theory.marchenko_pastur.tracy_widom_scale`, Johnstone 2001). A singular value of
+the current W is an *outlier* when it exceeds ``E + margin * tau``.
+
+Default ``margin = 6``: in units of tau the largest singular value of pure noise is
+TW_1-distributed (mean -1.21, standard deviation 1.27), and P(TW_1 > 6) is below 1e-6, so a
+pure-noise matrix gives a false outlier far less than once in a thousand runs even after the
+second-order corrections to the edge at N, d ~ 500 (tests/measure/test_measure_outliers.py checks
+zero false outliers at N, d in 500–3000). The price is a detection loss of 6 tau, i.e. 0.04 at
+N = d = 1000 (edge 2): spikes whose BBP outlier lies within that distance of the edge are not
+counted.
+
+The feature matrix F = sigma(X W^T) / sqrt(n) on a probe has no closed-form bulk edge; its
+reference is the largest singular value of the *column-centred* F_0 = sigma(X W_0^T) / sqrt(n)
+on the same probe (centring removes the mean spike mu_0 1 1^T, after which F_0 has no outliers
+for isotropic Gaussian inputs), with a margin of ``feature_margin`` (default 20) Tracy–Widom
+scales of an iid (n, N) matrix of F_0's entry variance. The larger default is measured: the top
+singular values of the centred feature matrices of two independent random W differ by about
+4 such scales (standard deviation over 6 seeds at n = N = d = 500; the bulk of F is not an iid
+matrix), so 20 is ~5 standard deviations. This is an empirical edge: it is right only as far as
+F_0's own top singular value sits at its bulk edge (not so for clustered inputs, whose F_0
+already has outliers; those are then not counted).
+
+Caveat: after a large update the whole bulk of W can grow (e.g. the bulk scale c_W > 1 of
+Cui et al. 2024); singular values of the grown bulk then count as outliers of W_0's bulk, as the
+definition says. Give ``variance`` to compare against another bulk.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from twolayer.measure._common import features, probe
+from twolayer.measure._linalg import as_float64, singular_values
+from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.theory.marchenko_pastur import mp_singular_value_edge, tracy_widom_scale
+
+#: Default margin above the MP edge, in Tracy–Widom scales.
+DEFAULT_MARGIN = 6.0
+#: Default margin above the empirical edge of centred F_0, in Tracy–Widom scales of an iid matrix.
+DEFAULT_FEATURE_MARGIN = 20.0
+
+
+def outlier_threshold(
+    N: int, d: int, variance: float, margin: float = DEFAULT_MARGIN
+) -> tuple[float, float, float]:
+    """MP edge, Tracy–Widom scale and outlier threshold of an (N, d) iid matrix.
+
+    Parameters
+    ----------
+    N, d : int
+        Shape.
+    variance : float
+        Entry variance.
+    margin : float
+        Number of Tracy–Widom scales added to the edge.
+
+    Returns
+    -------
+    (edge, tw_scale, threshold) : floats, ``threshold = edge + margin * tw_scale``.
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    edge = mp_singular_value_edge(N, d, variance)
+    tw = tracy_widom_scale(N, d, variance)
+    return edge, tw, edge + margin * tw
+
+
+def count_above(M: np.ndarray, threshold: float, max_outliers: int) -> tuple[np.ndarray, float]:
+    """Singular values of M above ``threshold`` (decreasing) and M's largest singular value.
+
+    Computes the top ``max_outliers + 1`` singular values (Lanczos for big M); raises if all of
+    them exceed the threshold, since the count would then be truncated.
+    """
+    k = min(int(max_outliers) + 1, min(M.shape))
+    s = singular_values(M, k)
+    above = s[s > threshold]
+    if above.size == k and k < min(M.shape):
+        raise ValueError(
+            f"outliers: more than max_outliers={max_outliers} singular values exceed the "
+            f"threshold {threshold:.4g}; raise max_outliers"
+        )
+    return above, float(s[0])
+
+
+@register_measurement("outliers")
+def outliers(
+    ctx: MeasureContext,
+    margin: float = DEFAULT_MARGIN,
+    feature_margin: float = DEFAULT_FEATURE_MARGIN,
+    variance: float | None = None,
+    max_outliers: int = 20,
+    features_outliers: bool = True,
+    n_probe: int | None = None,
+    probe_stream: int = 0,
+) -> dict[str, Any]:
+    """Number and positions of singular values of W (and of F) beyond W_0's bulk edge + margin.
+
+    See the module docstring for the edge, the margin and why.
+
+    Parameters
+    ----------
+    margin : float
+        Tracy–Widom scales added to the MP edge (default 6).
+    feature_margin : float
+        Tracy–Widom scales (of an iid matrix) added to the edge of centred F_0 (default 20).
+    variance : float, optional
+        Entry variance of the reference bulk (default ``||W_0||_F^2 / (N d)``).
+    max_outliers : int
+        At most this many outliers are looked for (top max_outliers + 1 singular values are
+        computed); more raise an error.
+    features_outliers : bool
+        Also count outliers of the probe feature matrix F / sqrt(n) against centred F_0.
+    n_probe : int, optional
+        Probe size n (default d).
+    probe_stream : int
+        Index k of the probe stream ("measure", k).
+
+    Returns
+    -------
+    dict
+        ``W_count`` (scalar), ``W_positions`` ((W_count,) array, decreasing), ``W_top``,
+        ``W_edge`` (MP edge), ``W_tw_scale``, ``W_threshold``, ``W_top_excess`` (``(W_top -
+        W_edge) / W_tw_scale``: the largest singular value in Tracy–Widom units);
+        with features: ``F_count``, ``F_positions``, ``F_top``, ``F_edge`` (top singular value of
+        centred F_0 / sqrt(n)), ``F_tw_scale``, ``F_threshold``. F is column-centred as F_0.
+    """
+    W0 = as_float64(ctx.student_init.W)
+    W = as_float64(ctx.student.W)
+    N, d = W.shape
+    var = float(np.mean(W0**2)) if variance is None else float(variance)
+    if not var > 0:
+        raise ValueError(f"outliers: reference variance must be > 0, got {var}")
+    edge, tw, threshold = outlier_threshold(N, d, var, margin)
+    pos, top = count_above(W, threshold, max_outliers)
+    out: dict[str, Any] = {
+        "W_count": float(pos.size),
+        "W_positions": pos,
+        "W_top": top,
+        "W_edge": edge,
+        "W_tw_scale": tw,
+        "W_threshold": threshold,
+        "W_top_excess": (top - edge) / tw,
+    }
+    if features_outliers:
+        X, _ = probe(ctx, n_probe, probe_stream)
+        n = X.shape[0]
+        F0 = features(ctx.student_init, X)
+        F0 -= F0.mean(axis=0, keepdims=True)
+        F0 /= math.sqrt(n)
+        F = features(ctx.student, X)
+        F -= F.mean(axis=0, keepdims=True)
+        F /= math.sqrt(n)
+        edge_F = float(singular_values(F0, 1)[0])
+        var_F = float(np.mean(F0**2))
+        tw_F = tracy_widom_scale(n, F.shape[1], var_F) if var_F > 0 else 0.0
+        if feature_margin < 0:
+            raise ValueError(f"feature_margin must be >= 0, got {feature_margin}")
+        threshold_F = edge_F + feature_margin * tw_F
+        pos_F, top_F = count_above(F, threshold_F, max_outliers)
+        out.update(
+            F_count=float(pos_F.size),
+            F_positions=pos_F,
+            F_top=top_F,
+            F_edge=edge_F,
+            F_tw_scale=tw_F,
+            F_threshold=threshold_F,
+        )
+    return out
