@@ -209,6 +209,14 @@ def _softplus(z: Any) -> Any:
     return xp.nn.functional.softplus(z)
 
 
+def _indicator(condition: Any, like: Any) -> Any:
+    """A boolean array as 0/1 in the dtype of ``like`` (torch would otherwise pick float32)."""
+    if namespace_of(like) is np:
+        dtype = np.asarray(like).dtype
+        return np.asarray(condition, dtype=dtype if dtype.kind == "f" else np.float64)
+    return condition.to(like.dtype)
+
+
 def _normal_cdf(z: Any) -> Any:
     return 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
 
@@ -226,7 +234,9 @@ ACTIVATIONS: Registry[Callable[..., Activation]] = Registry("activation")
 
 @ACTIVATIONS.register("relu")
 def _relu() -> Activation:
-    return Activation("relu", lambda z: z * (z > 0), lambda z: (z > 0) * 1.0, kinks=(0.0,))
+    return Activation(
+        "relu", lambda z: z * (z > 0), lambda z: _indicator(z > 0, z), kinks=(0.0,)
+    )
 
 
 @ACTIVATIONS.register("leaky_relu")
@@ -235,7 +245,7 @@ def _leaky_relu(slope: float = 0.01) -> Activation:
     return Activation(
         f"leaky_relu(slope={s:g})",
         lambda z: z * (z > 0) + s * z * (z <= 0),
-        lambda z: (z > 0) * 1.0 + s * (z <= 0),
+        lambda z: _indicator(z > 0, z) + s * _indicator(z <= 0, z),
         kinks=(0.0,),
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
+from twolayer.activations import _indicator
 from twolayer.backend import namespace_of
 from twolayer.registry import Registry
 
@@ -51,7 +52,7 @@ LOSSES.add(
     Loss(
         "hinge",
         lambda f, y: (1.0 - y * f) * (y * f < 1.0),
-        lambda f, y: -y * (y * f < 1.0),
+        lambda f, y: -y * _indicator(y * f < 1.0, f),
         True,
     ),
 )
