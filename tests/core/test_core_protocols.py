@@ -1,6 +1,7 @@
 """Protocols against closed forms: GD on the readout converges to ridge, the Langevin OU
 stationary variance, the rank-one structure of the first giant step, divergence detection."""
 
+import itertools
 import math
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_gd_on_second_layer_converges_to_ridge():
     np.testing.assert_allclose(res.student.a, ridge_path(F, y, [wd])[:, 0], rtol=1e-6, atol=1e-8)
     np.testing.assert_array_equal(res.student.W, student.W)  # W not trained
     objective = [row["objective"] for row in res.trajectory]
-    assert all(b <= a + 1e-12 for a, b in zip(objective, objective[1:], strict=False))
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(objective))
 
 
 def test_langevin_with_weight_decay_has_the_ou_stationary_variance():
