@@ -97,3 +97,19 @@ def test_two_spikes_carry_degrees_one_and_two() -> None:
     out = measure("polynomial", ctx, matrix="features", n_probe=3000, degree_max=3, top_k=2)
     np.testing.assert_array_equal(out["polynomial.dominant_degree"], [1.0, 2.0])
     assert min(out["polynomial.projection_norm"]) > 0.99
+
+
+def test_direction_update_uses_the_learned_direction() -> None:
+    # Delta W = 3 u beta^T exactly: its top right singular vector is +-beta, and the degree
+    # weights are sign-free (h_k(-t) = (-1)^k h_k(t)), so "update" reproduces direction 0.
+    d, N = 40, 60
+    teacher = single_index(d, 30)
+    W0 = noise_matrix(N, d, 31)
+    u = np.random.default_rng(32).standard_normal(N)
+    W = W0 + 3.0 * np.outer(u / np.linalg.norm(u), teacher.beta)
+    ctx = build_context(teacher, W0, W)
+    by_teacher = measure("polynomial", ctx, n_probe=500, direction=0)
+    by_update = measure("polynomial", ctx, n_probe=500, direction="update")
+    np.testing.assert_allclose(
+        by_update["polynomial.degree_weights"], by_teacher["polynomial.degree_weights"], atol=1e-9
+    )
