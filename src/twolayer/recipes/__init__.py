@@ -11,7 +11,10 @@ from twolayer.registry import Registry
 
 RECIPES: Registry[Recipe] = Registry("recipe")
 
-_MODULES = ("one_step_spike",)
+_MODULES = (
+    "one_step_spike",
+    "random_feature_amplification",
+)
 
 for _module in _MODULES:
     _recipe = import_module(f"twolayer.recipes.{_module}").RECIPE
