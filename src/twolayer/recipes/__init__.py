@@ -13,7 +13,9 @@ RECIPES: Registry[Recipe] = Registry("recipe")
 
 _MODULES = (
     "one_step_spike",
+    "polynomial_spikes",
     "random_feature_amplification",
+    "rf_sgd_double_descent",
 )
 
 for _module in _MODULES:
