@@ -10,7 +10,7 @@ Tracy–Widom fluctuations, the MP edge ``E = sqrt(v) (sqrt N + sqrt d)``
 the current W is an *outlier* when it exceeds ``E + margin * tau``.
 
 Default ``margin = 6``: in units of tau the largest singular value of pure noise is
-TW_1-distributed (mean -1.21, standard deviation 1.27), and P(TW_1 > 6) is below 1e-6, so a
+TW_1-distributed (mean -1.21, standard deviation 1.27), and P(TW_1 > 6) is about 2e-6, so a
 pure-noise matrix gives a false outlier far less than once in a thousand runs even after the
 second-order corrections to the edge at N, d ~ 500 (tests/measure/test_measure_outliers.py checks
 zero false outliers at N, d in 500–3000). The price is a detection loss of 6 tau, i.e. 0.04 at
