@@ -605,9 +605,22 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
     return tuple(out)
 
 
+def _union_tags() -> frozenset[str]:
+    """The ``protocol`` tags of the train union (pydantic puts them in error locations)."""
+    tags = set()
+    for tp in _unwrap(RunConfig.model_fields["train"].annotation):
+        field_ = getattr(tp, "model_fields", {}).get("protocol")
+        if field_ is not None and isinstance(field_.default, str):
+            tags.add(field_.default)
+    return frozenset(tags)
+
+
+_TAGS = _union_tags() | {"str", "int", "float", "list", "dict", "bool"}
+
+
 def _looks_like_tag(part: str) -> bool:
     return (
-        part in ("giant_steps", "gd", "none", "str", "int", "float", "list", "dict", "bool")
+        part in _TAGS
         or "[" in part
         or part.startswith(("function-", "constrained-", "lax-", "json-or-python"))
     )
