@@ -16,6 +16,7 @@ _MODULES = (
     "polynomial_spikes",
     "random_feature_amplification",
     "rf_sgd_double_descent",
+    "adversarial_one_step",
 )
 
 for _module in _MODULES:
