@@ -247,8 +247,46 @@ class NoTrainConfig(_Model):
     protocol: Literal["none"] = Field("none", description="selects this protocol")
 
 
+class StagesConfig(_Model):
+    """GD stages run one after another from where the previous one stopped, on one training set
+    (e.g. fit to a low loss, then GD on a weight-decay-regularised objective).
+
+    Each stage is a full ``gd`` section without ``n`` (given once here); the trajectory is the
+    concatenation of the stages' trajectories with a global ``step`` and a ``stage`` column.
+    Minibatch orders and Langevin noise of each stage come from the streams ("train_noise",
+    2 k) and ("train_noise", 2 k + 1) of stage k.
+    """
+
+    protocol: Literal["stages"] = Field("stages", description="selects this protocol")
+    n: PositiveInt = Field(description="training set size, shared by every stage")
+    stages: list[GDConfig] = Field(
+        min_length=1, description="gd sections (without n), run in order on one training set"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_stages(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("stages"), list):
+            value = dict(value)
+            value["stages"] = [
+                {"protocol": "gd", "n": value.get("n"), **stage} if isinstance(stage, dict)
+                else stage
+                for stage in value["stages"]
+            ]
+        return value
+
+    @model_validator(mode="after")
+    def _check_stages(self) -> StagesConfig:
+        for k, stage in enumerate(self.stages):
+            if stage.n != self.n:
+                raise ValueError(f"stages[{k}].n = {stage.n}: give n once, at train.n = {self.n}")
+            if stage.online:
+                raise ValueError(f"stages[{k}].online: stages share one training set")
+        return self
+
+
 TrainConfig = Annotated[
-    GiantStepsConfig | GDConfig | NoTrainConfig, Field(discriminator="protocol")
+    GiantStepsConfig | GDConfig | StagesConfig | NoTrainConfig, Field(discriminator="protocol")
 ]
 
 
@@ -321,7 +359,8 @@ class RunConfig(_Model):
     teacher: TeacherConfig = Field(description="the data model")
     student: StudentConfig = Field(description="the two-layer network")
     train: TrainConfig = Field(
-        default_factory=NoTrainConfig, description="feature training: giant_steps, gd or none"
+        default_factory=NoTrainConfig,
+        description="feature training: giant_steps, gd, stages or none",
     )
     readout: ReadoutConfig | None = Field(None, description="omit to evaluate the network as is")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="test errors")

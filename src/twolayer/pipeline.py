@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from twolayer.backend import Backend, RunStreams, to_numpy
-from twolayer.config import GDConfig, GiantStepsConfig, RunConfig
+from twolayer.config import GDConfig, GiantStepsConfig, RunConfig, StagesConfig
 from twolayer.losses import get_loss
 from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
 from twolayer.student import TwoLayer, init_student
@@ -141,6 +141,43 @@ def _monitor(
     return monitor
 
 
+def _check_monitor(config: GDConfig) -> None:
+    for name in config.monitor:
+        if name not in ("test_loss", "test_err01", "test_mse"):
+            if not MEASUREMENTS.get(name).per_step:
+                raise ValueError(f"train.monitor: measurement {name!r} cannot run per step")
+
+
+def _train_stages(
+    config: StagesConfig, teacher: Teacher, student: TwoLayer, streams: RunStreams,
+    backend: Backend,
+) -> TrainResult:
+    """GD stages in order on one training set (stream ("batch", 0)); stage k draws minibatch
+    orders and Langevin noise from ("train_noise", 2k) and ("train_noise", 2k + 1). Monitored
+    measurements compare with the student at initialisation (before stage 0)."""
+    data = teacher.sample(config.n, streams.generator("batch", 0), backend)
+    current, rows, offset = student, [], 0
+    for k, stage in enumerate(config.stages):
+        _check_monitor(stage)
+        res = gradient_descent(
+            current,
+            teacher,
+            streams,
+            stage.build(),
+            n=config.n,
+            loss=get_loss(stage.loss),
+            backend=backend,
+            monitor=_monitor(stage, teacher, streams, backend, student),
+            data=data,
+            noise_streams=(2 * k, 2 * k + 1),
+        )
+        for row in res.trajectory:
+            rows.append({**row, "step": row["step"] + offset, "stage": float(k)})
+        offset += stage.steps
+        current = res.student
+    return TrainResult(current, rows, {0: data}, {"stages": len(config.stages), "steps": offset})
+
+
 def train_student(
     config: RunConfig, teacher: Teacher, student: TwoLayer, streams: RunStreams, backend: Backend
 ) -> TrainResult:
@@ -156,11 +193,10 @@ def train_student(
             loss=get_loss(t.loss),
             backend=backend,
         )
+    if isinstance(t, StagesConfig):
+        return _train_stages(t, teacher, student, streams, backend)
     if isinstance(t, GDConfig):
-        for name in t.monitor:
-            if name not in ("test_loss", "test_err01", "test_mse"):
-                if not MEASUREMENTS.get(name).per_step:
-                    raise ValueError(f"train.monitor: measurement {name!r} cannot run per step")
+        _check_monitor(t)
         return gradient_descent(
             student,
             teacher,

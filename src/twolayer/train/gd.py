@@ -81,12 +81,14 @@ def gradient_descent(
     backend: Backend = DEFAULT_BACKEND,
     monitor: Monitor | None = None,
     data: tuple[Any, Any] | None = None,
+    noise_streams: tuple[int, int] = (0, 1),
 ) -> TrainResult:
     """Train ``student`` with GD/SGD; returns the trained student and its trajectory.
 
     The training set is stream ("batch", 0) of size n (or ``data`` if given); online SGD draws
     batch t from stream ("batch", t). Minibatch orders come from stream ("train_noise", 0),
-    Langevin noise from stream ("train_noise", 1).
+    Langevin noise from stream ("train_noise", 1) (``noise_streams`` gives other indices, so that
+    successive stages of one run draw independent orders and noise).
 
     Raises
     ------
@@ -99,8 +101,8 @@ def gradient_descent(
         X_all, y_all = (
             data if data is not None else teacher.sample(n, streams.generator("batch", 0), backend)
         )
-    order_rng = streams.generator("train_noise", 0)
-    noise_rng = streams.generator("train_noise", 1)
+    order_rng = streams.generator("train_noise", noise_streams[0])
+    noise_rng = streams.generator("train_noise", noise_streams[1])
     eta0 = o.eta.value(n=n, N=student.N, d=student.d)
     size = o.batch_size or n
     perm: np.ndarray = np.empty(0, dtype=np.int64)
