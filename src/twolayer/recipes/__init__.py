@@ -17,6 +17,7 @@ _MODULES = (
     "random_feature_amplification",
     "rf_sgd_double_descent",
     "adversarial_one_step",
+    "local_regularized",
 )
 
 for _module in _MODULES:
