@@ -55,6 +55,9 @@ def main() -> None:
       twolayer run examples/sweep_eta.yaml --jobs 4
       twolayer status sweep_eta.sqlite
       twolayer export sweep_eta.sqlite --format parquet
+      twolayer plot sweep_eta.sqlite
+      twolayer recipes
+      twolayer reproduce --all --quick
     """
 
 
@@ -315,7 +318,7 @@ def export(store: Path, fmt: str, sweep: str | None, output: Path | None) -> Non
 
 
 # ---------------------------------------------------------------------------------------------
-# recipes (the next issues add `plot` and `reproduce` beside these commands)
+# recipes, reproduce, plot
 
 
 @main.command()
@@ -328,21 +331,121 @@ def recipes() -> None:
     """
     from twolayer.recipes import RECIPES
 
-    if len(RECIPES) == 0:
-        click.echo("no recipes yet")
-        return
     for name in RECIPES:
-        entry = RECIPES.get(name)
-        if isinstance(entry, dict):
-            about = str(entry.get("title") or entry.get("description") or "")
-            paper = str(entry.get("paper") or "")
-        else:
-            about = str(getattr(entry, "title", "") or getattr(entry, "description", "") or "")
-            paper = str(getattr(entry, "paper", "") or "")
-        first = about.strip().splitlines()[0] if about.strip() else ""
-        if paper:
-            first += f" ({paper})"
-        click.echo(f"{name:24s} {first}".rstrip())
+        recipe = RECIPES.get(name)
+        click.echo(f"{name:30s} {recipe.title}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "run_all", is_flag=True, help="Every recipe, one after the other.")
+@click.option("--quick", is_flag=True, help="The small, fast version (what the tests assert).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("twolayer-out"),
+    show_default=True,
+    help="Parent folder of the outputs (OUT/NAME or OUT/NAME-quick).",
+)
+@click.option("--executor", type=click.Choice(["serial", "local", "dask"]), help="Engine executor.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Workers (default: all cores).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_handle_errors
+def reproduce(
+    names: tuple[str, ...],
+    run_all: bool,
+    quick: bool,
+    out: Path,
+    executor: str | None,
+    jobs: int | None,
+    quiet: bool,
+) -> None:
+    """Re-create recipes: run (or resume) the sweep, check the claims, draw the figures, and
+    write claims.csv, summary.md and report.html into OUT/NAME[-quick]/.
+
+    Exit code 1 if any claim fails or a recipe could not be checked.
+
+    \b
+    Examples:
+      twolayer reproduce one-step-spike --quick
+      twolayer reproduce --all --quick
+      twolayer reproduce two-step --executor dask --out results/
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from twolayer.recipes import RECIPES
+    from twolayer.recipes.reproduce import reproduce as reproduce_recipe
+
+    if run_all == bool(names):
+        raise click.UsageError("give recipe NAMES or --all (see `twolayer recipes`)")
+    selected = RECIPES.names() if run_all else list(names)
+    for name in selected:
+        if name not in RECIPES:
+            raise click.UsageError(RECIPES.unknown_message(name))
+    console = Console()
+    show = not quiet and sys.stdout.isatty()
+    overview = []
+    for name in selected:
+        progress = _RichProgress(None, show)
+        result = reproduce_recipe(
+            name, quick=quick, out=out, executor=executor, jobs=jobs, progress=progress
+        )
+        table = Table(title=f"{name} ({'quick' if quick else 'full'}, {result.seconds:.0f} s)")
+        for column in ("claim", "measured", "expected", "tolerance", "pass"):
+            table.add_column(column)
+        for c in result.claims:
+            verdict = "[green]pass" if c.passed else "[red]FAIL"
+            table.add_row(c.id, f"{c.measured:.4g}", c.expected, c.tolerance, verdict)
+        console.print(table)
+        for err in result.errors:
+            console.print(f"[red]{err}")
+        console.print(f"report: {result.out / 'report.html'}")
+        overview.append((name, result))
+    if len(overview) > 1:
+        total = sum(r.seconds for _, r in overview)
+        summary = Table(title=f"all recipes ({total:.0f} s)")
+        for column in ("recipe", "claims passed", "seconds"):
+            summary.add_column(column)
+        for name, r in overview:
+            passed = sum(c.passed for c in r.claims)
+            colour = "green" if r.passed else "red"
+            summary.add_row(name, f"[{colour}]{passed}/{len(r.claims)}", f"{r.seconds:.0f}")
+        console.print(summary)
+    if not all(r.passed for _, r in overview):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sweep", help="Only this sweep.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the figures (default: STORE's name without suffix, plus _figures).",
+)
+@_handle_errors
+def plot(store: Path, sweep: str | None, out: Path | None) -> None:
+    """Draw the standard figures of STORE: errors, overlaps and outlier counts against the swept
+    parameter (mean and standard error over seeds), the spectrum of W with the Marchenko-Pastur
+    density, and training trajectories. PNG and PDF.
+
+    \b
+    Examples:
+      twolayer plot sweep_eta.sqlite
+      twolayer plot results.sqlite --sweep one-step-spike --out figures/
+    """
+    from twolayer.experiment.store import check_store_file
+    from twolayer.plots.standard import plot_store
+
+    check_store_file(store)
+    folder = out or store.with_name(store.stem + "_figures")
+    written = plot_store(store, folder, sweep=sweep)
+    if not written:
+        click.echo("nothing to plot (no finished runs with a swept numeric parameter, spectra or "
+                   "trajectories)")
+    for path in written:
+        click.echo(f"wrote {path} (+ .pdf)")
 
 
 if __name__ == "__main__":  # pragma: no cover
