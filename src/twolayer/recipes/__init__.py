@@ -18,6 +18,7 @@ _MODULES = (
     "rf_sgd_double_descent",
     "adversarial_one_step",
     "local_regularized",
+    "early_stage",
 )
 
 for _module in _MODULES:
