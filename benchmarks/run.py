@@ -1,0 +1,255 @@
+"""twolayer benchmarks: one command, results as Markdown tables.
+
+    python benchmarks/run.py                 # all CPU cases at the default sizes
+    python benchmarks/run.py bare naive      # some cases
+    python benchmarks/run.py --size 2000     # d = N = n for the single-run cases
+
+Cases
+-----
+bare     one giant step + ridge readout + test error: twolayer's wall time against the bare
+         BLAS/LAPACK calls of the same shapes, timed in the same process (goal <= 1.2x).
+naive    a one-step experiment swept over readout sizes, lambdas and seeds, against a
+         straightforward NumPy script written the way papers' code does it (every point from
+         scratch, an explicit inverse per lambda, full SVD, the test set materialised);
+         the numbers must agree, twolayer shares stages (goal >= 4x).
+memory   peak traced memory of one run against n_test (goal: flat).
+scaling  wall time of one run against d = N = n, with the fitted exponent.
+dask     sweep throughput against the number of workers of a dask LocalCluster.
+large    one step + ridge readout at d = N = n = 8,000 in float64.
+
+Every time is the median over ``--repeats`` repetitions. Absolute times depend on the machine
+(say which in docs/performance.md); ratios measured in one run are what the goals are about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from twolayer import RunConfig, StageCache, run_once
+from twolayer.activations import get_activation
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def one_step_config(d: int, N: int, n: int, n_test: int, lambdas: list[float],
+                    n_readout: int | None = None) -> RunConfig:
+    return RunConfig.model_validate({
+        "teacher": {"name": "single_index", "d": d, "link": "tanh", "noise": 0.1},
+        "student": {"N": N, "activation": "relu", "a_scale": 1 / math.sqrt(N)},
+        "train": {"protocol": "giant_steps", "n": n,
+                  "steps": [{"eta": {"c": 8.0, "alpha": 0.5, "S": "N"}}]},
+        "readout": {"n": n_readout or n, "lambdas": lambdas},
+        "evaluate": {"n_test": n_test, "chunk": 4096, "train_errors": False},
+    })
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+def bench_bare(size: int, repeats: int) -> str:
+    """twolayer's one-step run vs the bare BLAS/LAPACK calls it needs."""
+    d = N = n = size
+    n_test = 2 * size
+    cfg = one_step_config(d, N, n, n_test, [1e-3])
+    rng = np.random.default_rng(0)
+    X, W, Xr, Xt = (rng.standard_normal(s) for s in ((n, d), (N, d), (n, d), (n_test, d)))
+    y = rng.standard_normal(n)
+
+    def bare() -> None:
+        # the matrix products and the eigendecomposition a one-step run cannot avoid
+        P = X @ W.T  # forward pass of the step
+        G = np.maximum(P, 0) * y[:, None]
+        _ = G.T @ X  # gradient in W
+        F = np.maximum(Xr @ W.T, 0)  # readout features
+        _, V = np.linalg.eigh(F.T @ F)  # Gram matrix and its eigendecomposition
+        _ = V @ (V.T @ (F.T @ y))
+        _ = np.maximum(Xt @ W.T, 0) @ y[:N]  # test predictions
+
+    t_run = median_time(lambda: run_once(cfg, 0), repeats)
+    t_bare = median_time(bare, repeats)
+    return table(
+        ["d = N = n", "n_test", "twolayer run (s)", "bare calls (s)", "ratio"],
+        [[size, n_test, t_run, t_bare, t_run / t_bare]],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+def naive_one_step_point(d: int, N: int, n: int, n_readout: int, lam: float, seed: int,
+                         n_test: int) -> float:
+    """The straightforward script: everything recomputed for one (readout size, lambda, seed),
+    an explicit inverse, a full SVD, the test set in memory. Same streams as twolayer, so the
+    numbers agree."""
+    from twolayer.backend import RunStreams
+    from twolayer.measure.errors import SAMPLE_BLOCK
+    from twolayer.teachers import get_teacher
+
+    streams = RunStreams(seed)
+    teacher = get_teacher("single_index", d=d, rng=streams.generator("teacher"), link="tanh",
+                          noise=0.1)
+    rng = streams.generator("init")
+    W = rng.standard_normal((N, d)) / math.sqrt(d)
+    a = rng.standard_normal(N) / math.sqrt(N)
+    X, y = teacher.sample_numpy(n, streams.generator("batch", 0))
+    relu = get_activation("relu")
+    P = X @ W.T
+    f = (np.maximum(P, 0) @ a) / math.sqrt(N)
+    grad = ((((f - y)[:, None] * relu.derivative(P)) * a[None, :]).T @ X) / (n * math.sqrt(N))
+    W1 = W - 8.0 * math.sqrt(N) * grad
+    _ = np.linalg.svd(W1)  # papers compute the full SVD to look at the spectrum
+    Xr, yr = teacher.sample_numpy(n_readout, streams.generator("readout"))
+    F = np.maximum(Xr @ W1.T, 0) / math.sqrt(N)
+    A = np.linalg.inv(F.T @ F + n_readout * lam * np.eye(N)) @ (F.T @ yr)
+    blocks = [teacher.sample_numpy(min(SAMPLE_BLOCK, n_test - j * SAMPLE_BLOCK),
+                                   streams.generator("test", j))
+              for j in range(-(-n_test // SAMPLE_BLOCK))]
+    Xt = np.concatenate([b[0] for b in blocks])
+    yt = np.concatenate([b[1] for b in blocks])
+    return float(np.mean((np.maximum(Xt @ W1.T, 0) @ A / math.sqrt(N) - yt) ** 2))
+
+
+def bench_naive(size: int, repeats: int) -> str:
+    """A sweep over readout sizes x lambdas x seeds: twolayer (shared stages, one
+    eigendecomposition per readout) against the per-point NumPy script."""
+    d = N = n = size
+    n_test = 4 * size
+    readouts = [size // 2, size, 2 * size]
+    lambdas = [1e-4, 1e-3, 1e-2, 1e-1]
+    seeds = [0, 1]
+
+    def ours() -> dict[tuple[int, int, float], float]:
+        cache = StageCache(maxsize=2)
+        out = {}
+        for seed in seeds:
+            for m in readouts:
+                r = run_once(one_step_config(d, N, n, n_test, lambdas, m), seed, cache=cache)
+                for lam, v in zip(lambdas, r.arrays["readout.test_mse_path"], strict=True):
+                    out[(seed, m, lam)] = float(v)
+        return out
+
+    def naive() -> dict[tuple[int, int, float], float]:
+        return {(seed, m, lam): naive_one_step_point(d, N, n, m, lam, seed, n_test)
+                for seed in seeds for m in readouts for lam in lambdas}
+
+    a, b = ours(), naive()
+    worst = max(abs(a[k] - b[k]) / b[k] for k in a)
+    t_ours = median_time(ours, repeats)
+    t_naive = median_time(naive, repeats)
+    single = one_step_config(d, N, n, n_test, [1e-3])
+    t_one = median_time(lambda: run_once(single, 0), repeats)
+    t_one_naive = median_time(lambda: naive_one_step_point(d, N, n, n, 1e-3, 0, n_test), repeats)
+    return table(
+        ["case", "points", "twolayer (s)", "naive NumPy (s)", "speed-up", "max rel. diff"],
+        [
+            [f"sweep d = N = n = {size}", len(a), t_ours, t_naive, t_naive / t_ours, worst],
+            ["single run", 1, t_one, t_one_naive, t_one_naive / t_one, ""],
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+def bench_memory(size: int, repeats: int) -> str:
+    """Peak traced memory (tracemalloc: NumPy buffers included) against n_test."""
+    rows = []
+    for n_test in (5_000, 20_000, 80_000):
+        cfg = one_step_config(size, size, size, n_test, [1e-3])
+        tracemalloc.start()
+        run_once(cfg, 0)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        materialised = n_test * (size + size) * 8 / 2**20
+        rows.append([n_test, peak / 2**20, materialised])
+    return table(["n_test", "peak traced memory (MiB)",
+                  "test set + features if materialised (MiB)"], rows)
+
+
+def bench_scaling(size: int, repeats: int) -> str:
+    sizes = [size // 4, size // 2, size]
+    times = [median_time(lambda s=s: run_once(one_step_config(s, s, s, s, [1e-3]), 0), repeats)
+             for s in sizes]
+    slope = np.polyfit(np.log(sizes), np.log(times), 1)[0]
+    rows = [[s, t] for s, t in zip(sizes, times, strict=True)]
+    return table(["d = N = n = n_test", "wall time (s)"], rows) + (
+        f"\n\nfitted exponent: time ~ size^{slope:.2f} (GEMM-bound work is size^3)"
+    )
+
+
+def bench_dask(size: int, repeats: int) -> str:
+    from dask.distributed import Client, LocalCluster
+
+    from twolayer.experiment import run_spec
+
+    spec = {
+        "name": "bench", "seeds": 8,
+        "teacher": {"name": "single_index", "d": size, "link": "tanh"},
+        "student": {"N": size, "activation": "relu"},
+        "train": {"protocol": "giant_steps", "n": size, "steps": [{"eta": 1.0}]},
+        "readout": {"n": size, "lambdas": [1e-3]},
+        "evaluate": {"n_test": size},
+    }
+    import tempfile
+
+    rows = []
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster, \
+                Client(cluster) as client, tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run_spec({**spec, "executor": {"kind": "dask", "address": client.scheduler.address}},
+                     store=f"{tmp}/s.sqlite")
+            elapsed = time.perf_counter() - t0
+        rows.append([workers, 8, elapsed, 8 / elapsed])
+    return table(["workers", "runs", "wall time (s)", "runs / s"], rows)
+
+
+def bench_large(size: int, repeats: int) -> str:
+    s = 8000
+    cfg = one_step_config(s, s, s, 8192, [1e-4, 1e-3, 1e-2])
+    t0 = time.perf_counter()
+    r = run_once(cfg, 0)
+    elapsed = time.perf_counter() - t0
+    return table(["d = N = n", "n_test", "wall time (s)", "stages (s)", "readout test MSE"],
+                 [[s, 8192, elapsed, ", ".join(f"{k} {v:.0f}" for k, v in r.timings.items()),
+                   r.scalars["readout.test_mse"]]])
+
+
+CASES = {"bare": bench_bare, "naive": bench_naive, "memory": bench_memory,
+         "scaling": bench_scaling, "dask": bench_dask, "large": bench_large}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", default=["bare", "naive", "memory", "scaling"],
+                        help=f"cases (default: bare naive memory scaling; all: {list(CASES)})")
+    parser.add_argument("--size", type=int, default=1000, help="d = N = n of single runs")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"# twolayer benchmarks — {platform.processor() or platform.machine()}, "
+          f"numpy {np.__version__}, median of {args.repeats}\n")
+    for case in args.cases:
+        print(f"## {case}\n\n{CASES[case](args.size, args.repeats)}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
