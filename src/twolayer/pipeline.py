@@ -111,7 +111,12 @@ def build_student(config: RunConfig, streams: RunStreams, backend: Backend) -> T
 
 
 def _monitor(
-    config: GDConfig, teacher: Teacher, streams: RunStreams, backend: Backend, init: TwoLayer
+    config: GDConfig,
+    teacher: Teacher,
+    streams: RunStreams,
+    backend: Backend,
+    init: TwoLayer,
+    batches: dict[int, tuple[Any, Any]] | None = None,
 ) -> Callable[[TwoLayer, int], dict[str, float]] | None:
     if not config.monitor:
         return None
@@ -132,7 +137,9 @@ def _monitor(
                 elif classification:
                     row[name] = float((np.sign(to_numpy(f)) != to_numpy(y_mon)).mean())
             else:
-                ctx = MeasureContext(teacher, init, student, streams=streams, backend=backend)
+                ctx = MeasureContext(
+                    teacher, init, student, batches or {}, streams=streams, backend=backend
+                )
                 for k, v in measure(name, ctx).items():
                     if np.ndim(v) == 0:
                         row[k] = float(v)
@@ -167,7 +174,7 @@ def _train_stages(
             n=config.n,
             loss=get_loss(stage.loss),
             backend=backend,
-            monitor=_monitor(stage, teacher, streams, backend, student),
+            monitor=_monitor(stage, teacher, streams, backend, student, {0: data}),
             data=data,
             noise_streams=(2 * k, 2 * k + 1),
         )
@@ -197,6 +204,10 @@ def train_student(
         return _train_stages(t, teacher, student, streams, backend)
     if isinstance(t, GDConfig):
         _check_monitor(t)
+        # the training set is drawn here (the same stream gradient_descent would use) so that
+        # monitored measurements such as the generalisation gap see it
+        data = None if t.online else teacher.sample(t.n, streams.generator("batch", 0), backend)
+        batches = {0: data} if data is not None else None
         return gradient_descent(
             student,
             teacher,
@@ -205,7 +216,8 @@ def train_student(
             n=t.n,
             loss=get_loss(t.loss),
             backend=backend,
-            monitor=_monitor(t, teacher, streams, backend, student),
+            monitor=_monitor(t, teacher, streams, backend, student, batches),
+            data=data,
         )
     return TrainResult(student)
 

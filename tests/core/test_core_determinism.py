@@ -79,3 +79,16 @@ def test_float32_numpy_backend_stays_float32():
     assert r32.readout_coef.dtype == np.float32
     # float32 rounding accumulated over sums of ~40 terms and an eigendecomposition
     assert np.isclose(r32.scalars["readout.test_mse"], r64.scalars["readout.test_mse"], rtol=1e-3)
+
+
+def test_monitored_generalisation_gap_sees_the_training_set():
+    spec = {k: dict(v) for k, v in BASE.items()}
+    spec["train"] = dict(protocol="gd", n=60, steps=20, eta=0.5, record_every=10,
+                         monitor=["generalisation_gap"], monitor_n=200)
+    spec["readout"] = None
+    result = run_once(RunConfig.model_validate(spec), 0)
+    rows = result.trajectory
+    assert all(np.isfinite(r["generalisation_gap.train_loss"]) for r in rows)
+    # the monitored train loss is the protocol's own train loss on the same data
+    assert np.isclose(rows[-1]["generalisation_gap.train_loss"], rows[-1]["train_loss"],
+                      rtol=1e-12)
