@@ -2,11 +2,13 @@
 
 from twolayer.teachers.base import TEACHERS, Teacher, get_teacher, random_orthonormal
 from twolayer.teachers.clusters import XOR, GaussianMixture, xor_clean_bayes_error
+from twolayer.teachers.functional import Functional
 from twolayer.teachers.index import InputModel, MultiIndex, SingleIndex, as_activation
 
 __all__ = [
     "TEACHERS",
     "XOR",
+    "Functional",
     "GaussianMixture",
     "InputModel",
     "MultiIndex",
