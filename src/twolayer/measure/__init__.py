@@ -4,6 +4,7 @@ from twolayer.measure import adversarial as adversarial
 from twolayer.measure import alignment as alignment
 from twolayer.measure import gap as gap
 from twolayer.measure import kernel as kernel
+from twolayer.measure import norm_bound as norm_bound
 from twolayer.measure import outliers as outliers
 from twolayer.measure import overlaps as overlaps
 from twolayer.measure import patterns as patterns
