@@ -14,11 +14,13 @@ RECIPES: Registry[Recipe] = Registry("recipe")
 _MODULES = (
     "one_step_spike",
     "polynomial_spikes",
+    "two_step",
     "random_feature_amplification",
     "rf_sgd_double_descent",
     "adversarial_one_step",
     "local_regularized",
     "early_stage",
+    "generalization_vs_n",
 )
 
 for _module in _MODULES:
