@@ -20,6 +20,7 @@ _MODULES = (
     "adversarial_one_step",
     "local_regularized",
     "early_stage",
+    "generalization_vs_n",
 )
 
 for _module in _MODULES:
