@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -81,7 +82,34 @@ def _input_model(
     return InputModel(d, theta, v)
 
 
-class SingleIndex(Teacher):
+class IndexTeacher(Teacher):
+    """y = target(x) + noise * xi for inputs from an :class:`InputModel`; the Bayes predictor is
+    the noiseless target and the Bayes risk noise^2. Subclasses define ``target``."""
+
+    task = "regression"
+    inputs: InputModel
+    noise: float
+
+    @abstractmethod
+    def target(self, X: np.ndarray) -> np.ndarray:
+        """Noiseless target of inputs X (n, d), shape (n,)."""
+
+    def sample_numpy(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        X = self.inputs.sample(n, rng)
+        y = self.target(X)
+        if self.noise > 0:
+            y = y + self.noise * rng.standard_normal(n)
+        return X, y
+
+    @property
+    def bayes_risk(self) -> float:
+        return self.noise**2
+
+    def bayes_predict(self, X: np.ndarray) -> np.ndarray:
+        return self.target(X)
+
+
+class SingleIndex(IndexTeacher):
     """y = g(<beta, x>) + noise * xi, ||beta|| = 1, xi ~ N(0, 1).
 
     Parameters
@@ -125,20 +153,6 @@ class SingleIndex(Teacher):
     def target(self, X: np.ndarray) -> np.ndarray:
         return self.link(X @ self.beta)
 
-    def sample_numpy(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        X = self.inputs.sample(n, rng)
-        y = self.target(X)
-        if self.noise > 0:
-            y = y + self.noise * rng.standard_normal(n)
-        return X, y
-
-    @property
-    def bayes_risk(self) -> float:
-        return self.noise**2
-
-    def bayes_predict(self, X: np.ndarray) -> np.ndarray:
-        return self.target(X)
-
     def link_constants(self, kmax: int = 2) -> dict[str, float]:
         """Hermite coefficients c_k of the link and E[g(z)^2] for z ~ N(0, 1)."""
         coefs = hermite_coefficients(self.link, kmax)
@@ -156,7 +170,7 @@ class SingleIndex(Teacher):
 TEACHERS.add("single_index", SingleIndex)
 
 
-class MultiIndex(Teacher):
+class MultiIndex(IndexTeacher):
     """y = g(B x) + noise * xi with B of shape (r, d), orthonormal rows.
 
     Links (``link``), with z = B x of shape (n, r):
@@ -224,20 +238,6 @@ class MultiIndex(Teacher):
 
     def target(self, X: np.ndarray) -> np.ndarray:
         return self._g(X @ self.B.T)
-
-    def sample_numpy(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        X = self.inputs.sample(n, rng)
-        y = self.target(X)
-        if self.noise > 0:
-            y = y + self.noise * rng.standard_normal(n)
-        return X, y
-
-    @property
-    def bayes_risk(self) -> float:
-        return self.noise**2
-
-    def bayes_predict(self, X: np.ndarray) -> np.ndarray:
-        return self.target(X)
 
     def describe(self) -> dict[str, Any]:
         return {"bayes_risk": self.bayes_risk, "r": self.r}
