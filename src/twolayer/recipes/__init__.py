@@ -20,6 +20,7 @@ _MODULES = (
     "adversarial_one_step",
     "local_regularized",
     "early_stage",
+    "mean_field_langevin",
     "generalization_vs_n",
 )
 

@@ -1,0 +1,41 @@
+"""Recipe mean-field-langevin: the spec's zip encodes mean-field Langevin (wd = lambda/N,
+T = tau/N, init at the prior N(0, tau/lambda) on every coordinate), and the quick mode
+(d in {8, 32, 128}, N in {4, 16, 64} at n = 200, n in {50, 200, 800} at N = 64, 200 steps,
+2 seeds) passes every claim."""
+
+import math
+
+import pytest
+
+from twolayer.recipes import RECIPES
+from twolayer.recipes.reproduce import reproduce
+
+LAMBDA, TAU = 1e-2, 1e-3
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_zip_is_mean_field_langevin_with_one_lambda_and_tau(quick):
+    """Every zip row: wd_W = wd_a = lambda / N, T = tau / N, w_scale^2 / d = tau / lambda
+    (entries N(0, tau/lambda)), a_scale^2 = tau / lambda; eta = dt N. Rel. 1e-8 (10 digits)."""
+    spec = RECIPES.get("mean-field-langevin").spec(quick=quick)
+    z = spec["zip"]
+    assert spec["train"]["eta"] == {"c": 0.5, "alpha": 1, "S": "N"}
+    assert spec["student"]["scaling"] == "mean_field"
+    assert math.isclose(spec["student"]["a_scale"] ** 2, TAU / LAMBDA, rel_tol=1e-8)
+    for i, N in enumerate(z["student.N"]):
+        d = z["teacher.d"][i]
+        assert math.isclose(z["train.weight_decay.W"][i], LAMBDA / N, rel_tol=1e-8)
+        assert math.isclose(z["train.weight_decay.a"][i], LAMBDA / N, rel_tol=1e-8)
+        assert math.isclose(z["train.temperature"][i], TAU / N, rel_tol=1e-8)
+        assert math.isclose(z["student.w_scale"][i] ** 2 / d, TAU / LAMBDA, rel_tol=1e-8)
+
+
+@pytest.mark.slow
+def test_mean_field_langevin_quick(tmp_path):
+    result = reproduce("mean-field-langevin", quick=True, out=tmp_path, jobs=2)
+    table = result.table().to_string()
+    assert not result.errors, result.errors
+    assert result.passed, table
+    assert (result.out / "report.html").exists()
+    assert len(result.figures) == 2
+    assert all(p.exists() and p.with_suffix(".pdf").exists() for p in result.figures)
