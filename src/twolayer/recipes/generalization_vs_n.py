@@ -212,7 +212,7 @@ def claims(data: RecipeData) -> list[Claim]:
 
 def figures(data: RecipeData, folder: Path) -> list[Path]:
     frame = _table(data)
-    fig, axes = plots.figure(3, width=4.6, height=4.0)
+    fig, axes = plots.figure(3, width=4.6, height=4.8)
     ax_gap, ax_scaled, ax_path = axes[0]
     for k, d in enumerate(sorted(frame["d"].unique())):
         part = frame[frame["d"] == d]
@@ -242,7 +242,7 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     ax_gap.set_yscale("log")
     ax_gap.set_ylabel("test loss - train loss (logistic)")
     ax_gap.set_title("generalisation gap and path-norm bounds")
-    ax_gap.legend(fontsize=6, ncol=2)
+    ax_gap.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax_scaled.set_ylabel("n * gap / d")
     ax_scaled.set_title("gap rescaled: n * gap / d against n / d")
     ax_scaled.legend(fontsize=7)
