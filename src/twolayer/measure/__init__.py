@@ -2,6 +2,7 @@
 
 from twolayer.measure import adversarial as adversarial
 from twolayer.measure import alignment as alignment
+from twolayer.measure import function_space as function_space
 from twolayer.measure import gap as gap
 from twolayer.measure import kernel as kernel
 from twolayer.measure import norm_bound as norm_bound

@@ -22,6 +22,7 @@ _MODULES = (
     "early_stage",
     "mean_field_langevin",
     "generalization_vs_n",
+    "function_space",
 )
 
 for _module in _MODULES:
