@@ -2,15 +2,9 @@
 300 steps; GD and SGD (batch 20) x square and logistic; 1 seed)."""
 
 import pytest
-
-from twolayer.recipes.reproduce import reproduce
+from recipe_checks import check_quick_mode
 
 
 @pytest.mark.slow
 def test_early_stage_quick(tmp_path):
-    result = reproduce("early-stage", quick=True, out=tmp_path, jobs=1)
-    table = result.table().to_string()
-    assert not result.errors, result.errors
-    assert result.passed, table
-    assert (result.out / "report.html").exists()
-    assert all(p.exists() and p.with_suffix(".pdf").exists() for p in result.figures)
+    check_quick_mode("early-stage", tmp_path)

@@ -2,16 +2,9 @@
 GD steps then 3 x 400 steps with weight decay 2e-3, 1e-3, 5e-4 or without; 2 seeds)."""
 
 import pytest
-
-from twolayer.recipes.reproduce import reproduce
+from recipe_checks import check_quick_mode
 
 
 @pytest.mark.slow
 def test_local_regularized_quick(tmp_path):
-    result = reproduce("local-regularized", quick=True, out=tmp_path, jobs=1)
-    table = result.table().to_string()
-    assert not result.errors, result.errors
-    assert result.passed, table
-    assert (result.out / "report.html").exists()
-    assert len(result.figures) == 2
-    assert all(p.exists() and p.with_suffix(".pdf").exists() for p in result.figures)
+    check_quick_mode("local-regularized", tmp_path, figures=2)

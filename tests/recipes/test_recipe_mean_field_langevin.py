@@ -6,9 +6,9 @@ T = tau/N, init at the prior N(0, tau/lambda) on every coordinate), and the quic
 import math
 
 import pytest
+from recipe_checks import check_quick_mode
 
 from twolayer.recipes import RECIPES
-from twolayer.recipes.reproduce import reproduce
 
 LAMBDA, TAU = 1e-2, 1e-3
 
@@ -32,10 +32,4 @@ def test_zip_is_mean_field_langevin_with_one_lambda_and_tau(quick):
 
 @pytest.mark.slow
 def test_mean_field_langevin_quick(tmp_path):
-    result = reproduce("mean-field-langevin", quick=True, out=tmp_path, jobs=2)
-    table = result.table().to_string()
-    assert not result.errors, result.errors
-    assert result.passed, table
-    assert (result.out / "report.html").exists()
-    assert len(result.figures) == 2
-    assert all(p.exists() and p.with_suffix(".pdf").exists() for p in result.figures)
+    check_quick_mode("mean-field-langevin", tmp_path, figures=2)

@@ -2,18 +2,14 @@
 the tolerances are stated and justified in the recipe module)."""
 
 import pytest
+from recipe_checks import check_quick_mode
 
 from twolayer.recipes.reproduce import reproduce
 
 
 @pytest.mark.slow
 def test_one_step_spike_quick(tmp_path):
-    result = reproduce("one-step-spike", quick=True, out=tmp_path, jobs=1)
-    table = result.table().to_string()
-    assert not result.errors, result.errors
-    assert result.passed, table
-    assert (result.out / "report.html").exists()
-    assert all(p.exists() and p.with_suffix(".pdf").exists() for p in result.figures)
+    result = check_quick_mode("one-step-spike", tmp_path)
     # resuming finds every run done and gives the same claims
     again = reproduce("one-step-spike", quick=True, out=tmp_path, jobs=1)
     assert [c.measured for c in again.claims] == [c.measured for c in result.claims]

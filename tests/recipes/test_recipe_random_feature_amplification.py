@@ -3,16 +3,9 @@
 stated and justified in the recipe module)."""
 
 import pytest
-
-from twolayer.recipes.reproduce import reproduce
+from recipe_checks import check_quick_mode
 
 
 @pytest.mark.slow
 def test_random_feature_amplification_quick(tmp_path):
-    result = reproduce("random-feature-amplification", quick=True, out=tmp_path, jobs=1)
-    table = result.table().to_string()
-    assert not result.errors, result.errors
-    assert result.passed, table
-    assert (result.out / "report.html").exists()
-    assert len(result.figures) == 2
-    assert all(p.exists() and p.with_suffix(".pdf").exists() for p in result.figures)
+    check_quick_mode("random-feature-amplification", tmp_path, figures=2)

@@ -5,18 +5,14 @@ import math
 
 import numpy as np
 import pytest
+from recipe_checks import check_quick_mode
 
-from twolayer.recipes.reproduce import reproduce
 from twolayer.recipes.two_step import combined_spike
 
 
 @pytest.mark.slow
 def test_two_step_quick(tmp_path):
-    result = reproduce("two-step", quick=True, out=tmp_path, jobs=2)
-    assert not result.errors, result.errors
-    assert result.passed, result.table().to_string()
-    assert (result.out / "report.html").exists()
-    assert result.figures and all(p.with_suffix(".pdf").exists() for p in result.figures)
+    check_quick_mode("two-step", tmp_path)
 
 
 def test_combined_spike_is_norm_of_merged_rank_one():
