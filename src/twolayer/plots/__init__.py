@@ -25,6 +25,7 @@ from twolayer.theory.marchenko_pastur import mp_density, mp_singular_value_edges
 
 __all__ = [
     "figure",
+    "mean_and_sem",
     "measured",
     "mp_singular_value_density",
     "save",
@@ -58,6 +59,16 @@ def save(fig: Figure, folder: str | Path, stem: str) -> Path:
     fig.savefig(folder / f"{stem}.pdf")
     plt.close(fig)
     return png
+
+
+def mean_and_sem(frame: pd.DataFrame, by: str | Sequence[str], column: str) -> pd.DataFrame:
+    """Mean, standard error and count of ``column`` over the rows of each group of ``by``
+    (seeds, usually): a table indexed by ``by`` with columns mean, sem, count (sem = 0 for a
+    single row), the input of :func:`measured`."""
+    keys = [by] if isinstance(by, str) else list(by)
+    out = frame.groupby(keys, dropna=False)[column].agg(["mean", "std", "count"])
+    out["sem"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
+    return out.drop(columns="std")
 
 
 def measured(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from twolayer import plots
@@ -36,12 +35,6 @@ def config_columns(store: str | Path, sweep: str) -> list[str]:
     for rec in records:
         names.update(dict.fromkeys(flatten(rec["config"])))
     return list(names)
-
-
-def _stats(frame: pd.DataFrame, x: str, column: str) -> pd.DataFrame:
-    grouped = frame.groupby(x)[column].agg(["mean", "std", "count"])
-    grouped["sem"] = (grouped["std"] / np.sqrt(grouped["count"])).fillna(0.0)
-    return grouped
 
 
 def plot_store(store: str | Path, out: str | Path, sweep: str | None = None) -> list[Path]:
@@ -83,7 +76,8 @@ def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem:
         fig, ax = plots.figure()
         for k, column in enumerate(columns[:MAX_SERIES]):
             for label, part in _series(runs, swept):
-                plots.measured(ax, _stats(part, x, column), label=f"{column} {label}".strip(),
+                stats = plots.mean_and_sem(part, x, column)
+                plots.measured(ax, stats, label=f"{column} {label}".strip(),
                                marker="os^vD<>"[k % 7])
         ax.set_xlabel(x)
         ax.set_ylabel(kind)

@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from twolayer.experiment import load_arrays, load_trajectory, parse_key
+from twolayer.plots import mean_and_sem
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,7 @@ class RecipeData:
         Returns a DataFrame indexed by ``by`` with columns mean, sem, count (sem = 0 for one
         seed).
         """
-        keys = [by] if isinstance(by, str) else list(by)
-        grouped = self.done.groupby(keys, dropna=False)[column]
-        out = grouped.agg(["mean", "std", "count"])
-        out["sem"] = (out["std"] / np.sqrt(out["count"])).fillna(0.0)
-        return out.drop(columns="std")
+        return mean_and_sem(self.done, by, column)
 
     def select(self, **equal: Any) -> pd.DataFrame:
         """Done runs whose dotted config columns equal the given values (keys use ``__`` for
