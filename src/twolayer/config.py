@@ -31,6 +31,7 @@ from twolayer.losses import LOSSES
 from twolayer.teachers import TEACHERS, Teacher, get_teacher
 from twolayer.train.gd import GDOptions
 from twolayer.train.schedule import StepSize
+from twolayer.train.spiked import SpikedOptions, SpikeParameters
 from twolayer.train.steps import GiantStep
 
 
@@ -285,8 +286,60 @@ class StagesConfig(_Model):
         return self
 
 
+class SpikedConfig(_Model):
+    """Spiked random features (Cui et al. 2024): W = c_w W_0 + r 1 v^T with ||v|| = 1 and
+    <v, beta> = gamma, the model of the first layer after one giant step; no training data.
+
+    Give (r, c_w, gamma), or (eta_tilde, alpha0) to derive them from the step the model stands
+    for (W_1 = W_0 + eta_tilde N G^T on n_0 = alpha0 d samples, Cui et al.'s scaling; needs a
+    single-index teacher). W_0 is the student's init (unit rows: ``w_init: sphere``); the part
+    of v orthogonal to beta is drawn from the run's stream "spike". See twolayer.train.spiked.
+    """
+
+    protocol: Literal["spiked"] = Field("spiked", description="selects this protocol")
+    r: float | None = Field(None, description="spike strength (with c_w and gamma)")
+    c_w: PositiveFloat | None = Field(None, description="bulk scale of W_0 (with r and gamma)")
+    gamma: float | None = Field(
+        None, ge=-1.0, le=1.0, description="overlap <v, beta> of the spike with the target"
+    )
+    eta_tilde: NonNegativeFloat | None = Field(
+        None, description="derive r, c_w, gamma from this step size (with alpha0)"
+    )
+    alpha0: PositiveFloat | None = Field(
+        None, description="n_0 / d of the step's batch (with eta_tilde)"
+    )
+
+    @model_validator(mode="after")
+    def _check_form(self) -> SpikedConfig:
+        direct = {"r": self.r, "c_w": self.c_w, "gamma": self.gamma}
+        derived = {"eta_tilde": self.eta_tilde, "alpha0": self.alpha0}
+        given_direct = [k for k, v in direct.items() if v is not None]
+        given_derived = [k for k, v in derived.items() if v is not None]
+        if given_direct and given_derived:
+            raise ValueError(
+                f"give either r, c_w, gamma or eta_tilde, alpha0, not both (got "
+                f"{', '.join(given_direct + given_derived)})"
+            )
+        if not given_direct and not given_derived:
+            raise ValueError("give r, c_w and gamma, or eta_tilde and alpha0")
+        if given_direct and len(given_direct) < 3:
+            missing = [k for k in direct if k not in given_direct]
+            raise ValueError(f"with {', '.join(given_direct)} also give {', '.join(missing)}")
+        if given_derived and len(given_derived) < 2:
+            missing = [k for k in derived if k not in given_derived]
+            raise ValueError(f"with {given_derived[0]} also give {missing[0]}")
+        self.build()  # validates the values (finite r)
+        return self
+
+    def build(self) -> SpikedOptions:
+        if self.r is not None and self.c_w is not None and self.gamma is not None:
+            return SpikedOptions(SpikeParameters(self.r, self.c_w, self.gamma))
+        return SpikedOptions(eta_tilde=self.eta_tilde, alpha0=self.alpha0)
+
+
 TrainConfig = Annotated[
-    GiantStepsConfig | GDConfig | StagesConfig | NoTrainConfig, Field(discriminator="protocol")
+    GiantStepsConfig | GDConfig | StagesConfig | SpikedConfig | NoTrainConfig,
+    Field(discriminator="protocol"),
 ]
 
 
@@ -360,7 +413,7 @@ class RunConfig(_Model):
     student: StudentConfig = Field(description="the two-layer network")
     train: TrainConfig = Field(
         default_factory=NoTrainConfig,
-        description="feature training: giant_steps, gd, stages or none",
+        description="feature training: giant_steps, gd, stages, spiked or none",
     )
     readout: ReadoutConfig | None = Field(None, description="omit to evaluate the network as is")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="test errors")
@@ -373,10 +426,11 @@ class RunConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
-        if isinstance(self.train, NoTrainConfig) and self.readout is not None:
+        if isinstance(self.train, NoTrainConfig | SpikedConfig) and self.readout is not None:
             if self.readout.batch == "reuse" or self.readout.n is None:
                 raise ValueError(
-                    "readout: with train.protocol 'none' give readout.n and batch 'fresh'"
+                    f"readout: with train.protocol {self.train.protocol!r} give readout.n and "
+                    "batch 'fresh'"
                 )
         return self
 

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from twolayer.backend import Backend, RunStreams, to_numpy
-from twolayer.config import GDConfig, GiantStepsConfig, RunConfig, StagesConfig
+from twolayer.config import GDConfig, GiantStepsConfig, RunConfig, SpikedConfig, StagesConfig
 from twolayer.losses import get_loss
 from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import Teacher
 from twolayer.train.gd import gradient_descent
 from twolayer.train.readout import KernelRidge, LinearRidge, ridge_path
+from twolayer.train.spiked import spiked_features
 from twolayer.train.steps import TrainResult, giant_steps
 
 
@@ -202,6 +203,8 @@ def train_student(
         )
     if isinstance(t, StagesConfig):
         return _train_stages(t, teacher, student, streams, backend)
+    if isinstance(t, SpikedConfig):
+        return spiked_features(student, teacher, streams, t.build(), backend=backend)
     if isinstance(t, GDConfig):
         _check_monitor(t)
         # the training set is drawn here (the same stream gradient_descent would use) so that

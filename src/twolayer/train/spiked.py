@@ -1,0 +1,220 @@
+"""Spiked random features (Cui, Pesce, Dandi, Krzakala, Lu, Zdeborová & Loureiro 2024): the
+first layer after one giant step replaced by its leading-order model
+
+    W = c_W W_0 + r 1 v^T,    v = gamma beta + rho u,  rho = sqrt(1 - gamma^2),
+
+where W_0 (N, d) is the student's first layer at initialisation (Cui et al.: unit rows, i.e.
+``student.w_init: sphere``), 1 the all-ones vector of R^N, beta the teacher's unit target
+direction and u a unit vector orthogonal to beta drawn from the run's random stream ``"spike"``
+(so ||v|| = 1 and <v, beta> = gamma exactly). The second layer is left as it is: the readout
+refits it.
+
+(r, c_W, gamma) are given directly or derived from the step that the model stands for: a
+learning rate eta_tilde in Cui et al.'s scaling (W_1 = W_0 + eta_tilde N G^T, G the gradient of
+(1/2 n_0) sum (y - f)^2 with f = a^T sigma(W x)/sqrt(N), a_0 = 1/sqrt(N)) on n_0 = alpha_0 d
+samples:
+
+    r = eta_tilde mu_1 sqrt(g2 / alpha_0 + c_1^2),
+    c_W = sqrt(1 + eta_tilde^2 g2 s2 / alpha_0),
+    gamma = c_1 / sqrt(g2 / alpha_0 + c_1^2),
+
+with mu_1 = E[z sigma(z)], s2 = E(sigma'(z) - mu_1)^2 of the student and c_1 = E[z g(z)],
+g2 = E[y^2] = E g(z)^2 + noise^2 of the teacher (Cui et al. have no label noise; with noise the
+gradient's data term X^T y / n_0 has squared norm c_1^2 + E[y^2] d / n_0, hence E[y^2]).
+These are the formulas of :func:`twolayer.theory.spiked_rf.spiked_rf_parameters`, restated here
+because the training layer does not import the theory layer; a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twolayer.activations import Activation, gaussian_expectation
+from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams
+from twolayer.student import TwoLayer
+from twolayer.teachers import Teacher
+from twolayer.train.steps import TrainResult
+
+#: The named random stream of a run from which the spike's orthogonal part u is drawn.
+SPIKE_STREAM = "spike"
+
+
+@dataclass(frozen=True)
+class SpikeParameters:
+    """Spike strength r, bulk scale c_W > 0 and alignment gamma in [-1, 1] of the sRF (a
+    negative r is the spike along -v: it arises from an activation with mu_1 < 0)."""
+
+    r: float
+    c_w: float
+    gamma: float
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.r):
+            raise ValueError(f"spike strength r must be finite, got {self.r}")
+        if not (math.isfinite(self.c_w) and self.c_w > 0):
+            raise ValueError(f"bulk scale c_w must be finite and > 0, got {self.c_w}")
+        if not -1.0 <= self.gamma <= 1.0:
+            raise ValueError(f"alignment gamma must be in [-1, 1], got {self.gamma}")
+
+    @property
+    def rho(self) -> float:
+        """sqrt(1 - gamma^2): the weight of the spike direction orthogonal to the target."""
+        return math.sqrt(max(0.0, 1.0 - self.gamma**2))
+
+
+def spike_parameters(
+    eta_tilde: float, alpha0: float, *, mu1: float, c1: float, g2: float, s2: float
+) -> SpikeParameters:
+    """(r, c_W, gamma) of the step eta_tilde on n_0 = alpha0 d samples (module docstring).
+
+    Parameters
+    ----------
+    eta_tilde : float
+        Learning rate in Cui et al.'s scaling, >= 0.
+    alpha0 : float
+        n_0 / d of the step's batch, > 0.
+    mu1, s2 : float
+        Student E[z sigma(z)] and E(sigma'(z) - mu1)^2.
+    c1, g2 : float
+        Teacher E[z g(z)] and E[y^2] (>= c1^2).
+    """
+    if not alpha0 > 0:
+        raise ValueError(f"alpha0 must be > 0, got {alpha0}")
+    if not eta_tilde >= 0:
+        raise ValueError(f"eta_tilde must be >= 0, got {eta_tilde}")
+    if g2 < c1**2 or s2 < 0:
+        raise ValueError(f"need g2 >= c1^2 and s2 >= 0, got g2={g2}, c1={c1}, s2={s2}")
+    spread = math.sqrt(g2 / alpha0 + c1**2)
+    return SpikeParameters(
+        r=eta_tilde * mu1 * spread,
+        c_w=math.sqrt(1.0 + eta_tilde**2 * g2 * s2 / alpha0),
+        gamma=c1 / spread if spread > 0 else 0.0,
+    )
+
+
+def spike_parameters_for(
+    eta_tilde: float, alpha0: float, activation: Activation, link: Activation, noise: float = 0.0
+) -> SpikeParameters:
+    """:func:`spike_parameters` with the Hermite constants of ``activation`` (the student's
+    sigma) and of ``link`` (the teacher's g, label noise of standard deviation ``noise``)."""
+    mu1 = activation.constants.mu1
+    s2 = gaussian_expectation(lambda z: (activation.derivative(z) - mu1) ** 2, activation.kinks)
+    g = link.constants
+    return spike_parameters(
+        eta_tilde, alpha0, mu1=mu1, c1=g.mu1, g2=g.norm2 + float(noise) ** 2, s2=s2
+    )
+
+
+@dataclass(frozen=True)
+class SpikedOptions:
+    """What the ``spiked`` protocol needs: either ``params`` (r, c_W, gamma given) or
+    ``eta_tilde`` and ``alpha0`` (derived from the student and the teacher)."""
+
+    params: SpikeParameters | None = None
+    eta_tilde: float | None = None
+    alpha0: float | None = None
+
+    def __post_init__(self) -> None:
+        derived = self.eta_tilde is not None and self.alpha0 is not None
+        if (self.params is None) == (not derived):
+            raise ValueError("give either params, or eta_tilde and alpha0 (not both)")
+
+    def resolve(self, student: TwoLayer, teacher: Teacher) -> SpikeParameters:
+        """The spike parameters of this run (derived ones use the student's activation and the
+        teacher's link and noise, so the teacher must be a single-index one)."""
+        if self.params is not None:
+            return self.params
+        link = getattr(teacher, "link", None)
+        directions = teacher.directions
+        if not isinstance(link, Activation) or directions is None or len(directions) != 1:
+            raise ValueError(
+                "train.protocol 'spiked' with eta_tilde/alpha0 derives (r, c_w, gamma) from the "
+                f"teacher's link: it needs a single-index teacher, got {type(teacher).__name__}"
+            )
+        assert self.eta_tilde is not None and self.alpha0 is not None  # by __post_init__
+        return spike_parameters_for(
+            self.eta_tilde, self.alpha0, student.activation, link, getattr(teacher, "noise", 0.0)
+        )
+
+
+def spike_direction(
+    target: np.ndarray | None, gamma: float, d: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The unit spike direction v = gamma beta + rho u, shape (d,).
+
+    Parameters
+    ----------
+    target : (d,) array or None
+        The teacher direction beta (normalised here); None is allowed only with gamma = 0.
+    gamma : float
+        <v, beta>, in [-1, 1].
+    d : int
+    rng : numpy Generator
+        Draws u: a standard Gaussian vector, its component along beta removed, normalised.
+    """
+    g = rng.standard_normal(d)
+    if target is None:
+        if gamma != 0.0:
+            raise ValueError(
+                f"spike alignment gamma = {gamma} needs a teacher with one target direction"
+            )
+        return g / np.linalg.norm(g)
+    beta = np.asarray(target, dtype=np.float64)
+    beta = beta / np.linalg.norm(beta)
+    u = g - (g @ beta) * beta
+    u /= np.linalg.norm(u)
+    rho = math.sqrt(max(0.0, 1.0 - gamma**2))
+    v = gamma * beta + rho * u
+    return v / np.linalg.norm(v)  # exactly unit up to rounding
+
+
+def spiked_features(
+    student: TwoLayer,
+    teacher: Teacher,
+    streams: RunStreams,
+    options: SpikedOptions,
+    *,
+    backend: Backend = DEFAULT_BACKEND,
+) -> TrainResult:
+    """Replace the student's first layer by the sRF model W = c_W W_0 + r 1 v^T.
+
+    Parameters
+    ----------
+    student : TwoLayer
+        At initialisation: W_0 (N, d) is its first layer (unit rows in Cui et al.'s setting).
+    teacher : Teacher
+        Gives the target direction beta = ``teacher.directions[0]`` (a single direction is
+        required unless gamma = 0) and, for derived parameters, the link and noise.
+    streams : RunStreams
+        u is drawn from the stream ``"spike"`` (no training data is drawn).
+    options : SpikedOptions
+
+    Returns
+    -------
+    TrainResult
+        The student with the new W (a unchanged), no batches, and one trajectory row with r,
+        c_w, gamma and the realised overlap <v, beta> (stored as ``train.final_*``).
+    """
+    params = options.resolve(student, teacher)
+    directions = teacher.directions
+    if directions is not None and len(directions) != 1 and params.gamma != 0.0:
+        raise ValueError(
+            f"spike alignment gamma = {params.gamma} needs a teacher with one target direction, "
+            f"this one has {len(directions)}"
+        )
+    target = None if directions is None or len(directions) != 1 else np.asarray(directions[0])
+    v = spike_direction(target, params.gamma, student.d, streams.generator(SPIKE_STREAM))
+    overlap = float(v @ (target / np.linalg.norm(target))) if target is not None else 0.0
+    W = params.c_w * student.W + params.r * backend.asarray(v)[None, :]
+    row: dict[str, Any] = {
+        "step": 0,
+        "r": params.r,
+        "c_w": params.c_w,
+        "gamma": params.gamma,
+        "overlap": overlap,
+    }
+    return TrainResult(student.replace(W=W), [row], {}, {"spike": params})
