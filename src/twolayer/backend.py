@@ -64,6 +64,61 @@ class RunStreams:
         return np.random.default_rng(self.seed_sequence(name, *index))
 
 
+class GeneratorStack(tuple):
+    """One NumPy generator per member of a stack of seeds (what :meth:`StreamStack.generator`
+    returns); a :class:`twolayer.teachers.TeacherStack` draws member i's samples from item i."""
+
+
+@dataclass(frozen=True)
+class StreamStack:
+    """The :class:`RunStreams` of several seeds side by side, for batched seeds.
+
+    ``generator(name, *index)`` returns a :class:`GeneratorStack` whose item i is exactly
+    ``RunStreams(seeds[i]).generator(name, *index)``, so a batched run draws for each seed the
+    numbers that seed's own run draws.
+    """
+
+    seeds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("a stream stack needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"the seeds of a stack must be distinct, got {list(self.seeds)}")
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, i: int) -> RunStreams:
+        return RunStreams(self.seeds[i])
+
+    def generator(self, name: str, *index: int) -> GeneratorStack:
+        return GeneratorStack(RunStreams(s).generator(name, *index) for s in self.seeds)
+
+
+def mT(x: Any) -> Any:
+    """Swap the last two axes (the transpose of a matrix or of each matrix of a stack).
+
+    For a 2-D array this is the same view as ``x.T``, so unbatched code keeps its exact BLAS
+    calls; NumPy's ``swapaxes`` and torch's ``.mT`` are views as well.
+    """
+    if isinstance(x, np.ndarray):
+        return np.swapaxes(x, -1, -2)
+    return x.mT
+
+
+def matvec(A: Any, v: Any) -> Any:
+    """``A @ v`` for a matrix (or stack of matrices) A, shape (..., m, k), and v of shape (k,)
+    or (..., k) (one vector per matrix of the stack); returns shape (..., m).
+
+    A 1-D ``v`` is the plain ``A @ v`` (the unbatched product); a stacked ``v`` is multiplied as
+    a stack of (k, 1) matrices, since ``@`` would otherwise treat it as one more matrix.
+    """
+    if v.ndim == 1:
+        return A @ v
+    return (A @ v[..., None])[..., 0]
+
+
 @dataclass(frozen=True)
 class Backend:
     """Array library, dtype and device used for the algebra of a run.

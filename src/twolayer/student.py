@@ -4,18 +4,25 @@
 Parameters are W, shape (N, d), one neuron per row, and a, shape (N,). Features are the
 *unscaled* post-activations F = sigma(X W^T), shape (n, N); predictions are scale * F a.
 Gradients are those of the batch mean of a pointwise loss, computed analytically.
+
+A *stack* of S students (batched seeds) has W of shape (S, N, d) and a of shape (S, N), and
+takes data of shape (S, n, d), (S, n): member i sees only its own slice, and every map below
+returns its result with a leading S axis. The same code serves both: products are written with
+``@`` and :func:`~twolayer.backend.mT` (swap the last two axes), which on 2-D arrays are the
+very products of the unbatched formulas.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from twolayer.activations import Activation
-from twolayer.backend import DEFAULT_BACKEND, Backend
+from twolayer.backend import DEFAULT_BACKEND, Backend, matvec, mT, namespace_of, to_numpy
 from twolayer.losses import Loss
 
 Scaling = Literal["standard", "mean_field"]
@@ -39,9 +46,9 @@ class TwoLayer:
 
     Attributes
     ----------
-    W : (N, d) array
+    W : (N, d) array, or (S, N, d) for a stack of S students
         First-layer weights, one neuron per row.
-    a : (N,) array
+    a : (N,) array, or (S, N)
         Second-layer weights.
     activation : Activation
     scaling : {"standard", "mean_field"}
@@ -53,21 +60,60 @@ class TwoLayer:
     scaling: str = "standard"
 
     def __post_init__(self) -> None:
-        if self.W.ndim != 2:
-            raise ValueError(f"W must be 2-D (N, d), got shape {tuple(self.W.shape)}")
-        if tuple(self.a.shape) != (self.W.shape[0],):
+        if self.W.ndim not in (2, 3):
             raise ValueError(
-                f"a must have shape (N,) = ({self.W.shape[0]},), got {tuple(self.a.shape)}"
+                f"W must be (N, d), or (S, N, d) for a stack, got shape {tuple(self.W.shape)}"
+            )
+        if tuple(self.a.shape) != tuple(self.W.shape[:-1]):
+            want = "(N,)" if self.W.ndim == 2 else "(S, N)"
+            raise ValueError(
+                f"a must have shape {want} = {tuple(self.W.shape[:-1])} to match W of shape "
+                f"{tuple(self.W.shape)}, got {tuple(self.a.shape)}"
             )
         output_scale(1, self.scaling)  # validates the name
 
     @property
     def N(self) -> int:
-        return int(self.W.shape[0])
+        return int(self.W.shape[-2])
 
     @property
     def d(self) -> int:
-        return int(self.W.shape[1])
+        return int(self.W.shape[-1])
+
+    @property
+    def stack_size(self) -> int | None:
+        """S for a stack of S students, None for one student."""
+        return int(self.W.shape[0]) if self.W.ndim == 3 else None
+
+    @classmethod
+    def stack(cls, students: Sequence[TwoLayer]) -> TwoLayer:
+        """One stacked student (W of shape (S, N, d)) from S students of one shape."""
+        if not students:
+            raise ValueError("cannot stack an empty list of students")
+        first = students[0]
+        for s in students:
+            if s.stack_size is not None or tuple(s.W.shape) != tuple(first.W.shape):
+                raise ValueError(
+                    f"students to stack must be single students of one shape, got W of shapes "
+                    f"{tuple(first.W.shape)} and {tuple(s.W.shape)}"
+                )
+            if s.activation is not first.activation and s.activation.name != first.activation.name:
+                raise ValueError(
+                    f"students to stack must share the activation, got {first.activation.name} "
+                    f"and {s.activation.name}"
+                )
+            if s.scaling != first.scaling:
+                raise ValueError("students to stack must share the scaling")
+        xp = namespace_of(first.W)
+        W = xp.stack([s.W for s in students])
+        a = xp.stack([s.a for s in students])
+        return cls(W, a, first.activation, first.scaling)
+
+    def unstack(self) -> list[TwoLayer]:
+        """The members of a stack as single students (views of the stacked arrays)."""
+        if self.stack_size is None:
+            raise ValueError("unstack needs a stack of students (W of shape (S, N, d))")
+        return [self.replace(W=self.W[i], a=self.a[i]) for i in range(self.stack_size)]
 
     @property
     def scale(self) -> float:
@@ -77,22 +123,25 @@ class TwoLayer:
         return replace(self, **changes)
 
     def preactivations(self, X: Any) -> Any:
-        """X W^T, shape (n, N)."""
-        return X @ self.W.T
+        """X W^T, shape (n, N) (a stack: (S, n, N) from X of shape (S, n, d))."""
+        return X @ mT(self.W)
 
     def features(self, X: Any) -> Any:
-        """Unscaled features sigma(X W^T), shape (n, N)."""
+        """Unscaled features sigma(X W^T), shape (n, N) (a stack: (S, n, N))."""
         return self.activation(self.preactivations(X))
 
     def forward(self, X: Any) -> Any:
-        """Predictions f(X), shape (n,)."""
-        return self.scale * (self.features(X) @ self.a)
+        """Predictions f(X), shape (n,) (a stack: (S, n))."""
+        return self.scale * matvec(self.features(X), self.a)
 
     __call__ = forward
 
-    def loss(self, X: Any, y: Any, loss: Loss) -> float:
-        """Batch mean of the loss."""
-        return float(loss.value(self.forward(X), y).mean())
+    def loss(self, X: Any, y: Any, loss: Loss) -> float | np.ndarray:
+        """Batch mean of the loss (a stack: a NumPy array of S means)."""
+        values = loss.value(self.forward(X), y)
+        if self.stack_size is None:
+            return float(values.mean())
+        return to_numpy(values.mean(-1))
 
     def gradients(
         self, X: Any, y: Any, loss: Loss, *, need_W: bool = True, need_a: bool = True
@@ -102,32 +151,36 @@ class TwoLayer:
         Returns
         -------
         grad_W : (N, d) array or None
-            scale/n * [(l'(f) a^T) * sigma'(X W^T)]^T X
+            scale/n * [(l'(f) a^T) * sigma'(X W^T)]^T X  (a stack: (S, N, d))
         grad_a : (N,) array or None
-            scale/n * sigma(X W^T)^T l'(f)
+            scale/n * sigma(X W^T)^T l'(f)  (a stack: (S, N))
         """
         _, grad_W, grad_a = self.value_and_gradients(X, y, loss, need_W=need_W, need_a=need_a)
         return grad_W, grad_a
 
     def value_and_gradients(
         self, X: Any, y: Any, loss: Loss, *, need_W: bool = True, need_a: bool = True
-    ) -> tuple[float, Any | None, Any | None]:
-        """Batch-mean loss and its gradients (see :meth:`gradients`) from one forward pass."""
-        n = X.shape[0]
+    ) -> tuple[float | np.ndarray, Any | None, Any | None]:
+        """Batch-mean loss and its gradients (see :meth:`gradients`) from one forward pass.
+
+        For a stack the loss is a NumPy array of S batch means, one per member.
+        """
+        n = X.shape[-2]
         P = self.preactivations(X)
         F = self.activation(P)
-        f = self.scale * (F @ self.a)
-        value = float(loss.value(f, y).mean())
+        f = self.scale * matvec(F, self.a)
+        values = loss.value(f, y)
+        value = float(values.mean()) if self.stack_size is None else to_numpy(values.mean(-1))
         residual = loss.derivative(f, y)
         coef = self.scale / n
-        grad_a = coef * (F.T @ residual) if need_a else None
+        grad_a = coef * matvec(mT(F), residual) if need_a else None
         grad_W = None
         if need_W:
             del F
             G = self.activation.derivative(P)
-            G *= residual[:, None]
-            G *= self.a[None, :]
-            grad_W = coef * (G.T @ X)
+            G *= residual[..., :, None]
+            G *= self.a[..., None, :]
+            grad_W = coef * (mT(G) @ X)
         return value, grad_W, grad_a
 
 

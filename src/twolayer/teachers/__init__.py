@@ -1,6 +1,12 @@
 """Teachers (data models). Adding one: a module with a Teacher subclass and a TEACHERS.add line."""
 
-from twolayer.teachers.base import TEACHERS, Teacher, get_teacher, random_orthonormal
+from twolayer.teachers.base import (
+    TEACHERS,
+    Teacher,
+    TeacherStack,
+    get_teacher,
+    random_orthonormal,
+)
 from twolayer.teachers.clusters import XOR, GaussianMixture, xor_clean_bayes_error
 from twolayer.teachers.functional import Functional
 from twolayer.teachers.index import InputModel, MultiIndex, SingleIndex, as_activation
@@ -14,6 +20,7 @@ __all__ = [
     "MultiIndex",
     "SingleIndex",
     "Teacher",
+    "TeacherStack",
     "as_activation",
     "get_teacher",
     "random_orthonormal",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,49 @@ class Teacher(ABC):
     def describe(self) -> dict[str, Any]:
         """Scalars that characterise the teacher (for records)."""
         return {}
+
+
+class TeacherStack(Teacher):
+    """The teachers of several seeds side by side (batched seeds).
+
+    ``sample(n, rngs)`` with a :class:`twolayer.backend.GeneratorStack` draws member i's n
+    samples with ``teachers[i]`` from ``rngs[i]`` -- exactly what that seed's own run draws --
+    and stacks them: X of shape (S, n, d), y of shape (S, n).
+
+    Parameters
+    ----------
+    teachers : sequence of Teacher
+        One per seed, all of one dimension d and one task.
+    """
+
+    def __init__(self, teachers: Sequence[Teacher]) -> None:
+        self.teachers = tuple(teachers)
+        if not self.teachers:
+            raise ValueError("a teacher stack needs at least one teacher")
+        first = self.teachers[0]
+        for t in self.teachers[1:]:
+            if t.d != first.d or t.task != first.task:
+                raise ValueError(
+                    f"the teachers of a stack must share d and task, got (d={first.d}, "
+                    f"{first.task}) and (d={t.d}, {t.task})"
+                )
+        self.d = first.d
+        self.task = first.task
+
+    def __len__(self) -> int:
+        return len(self.teachers)
+
+    def __getitem__(self, i: int) -> Teacher:
+        return self.teachers[i]
+
+    def sample_numpy(self, n: int, rng: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(S, n, d) inputs and (S, n) labels; ``rng`` holds one generator per member."""
+        if len(rng) != len(self.teachers):
+            raise ValueError(
+                f"a stack of {len(self.teachers)} teachers needs as many generators, got {len(rng)}"
+            )
+        parts = [t.sample_numpy(n, g) for t, g in zip(self.teachers, rng, strict=True)]
+        return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
 
 
 TeacherBuilder = Callable[..., Teacher]

@@ -1,5 +1,10 @@
 """Ridge readout of the second layer over a whole grid of lambda from one eigendecomposition,
-plus the baselines: linear ridge on x and kernel ridge with the conjugate kernel at init."""
+plus the baselines: linear ridge on x and kernel ridge with the conjugate kernel at init.
+
+Every fit also takes a stack of S problems (batched seeds): arrays with a leading S axis,
+solved by the same code (``@`` with :func:`~twolayer.backend.mT`; ``eigh`` decomposes each
+matrix of a stack), giving results with a leading S axis.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from twolayer.activations import Activation
-from twolayer.backend import namespace_of, to_numpy
+from twolayer.backend import matvec, mT, namespace_of, to_numpy
 
 PENALTIES = ("mean", "sum")
 #: Eigenvalues below this fraction of the largest count as zero in the min-norm (lambda = 0) limit.
@@ -27,16 +32,26 @@ def _penalty_shift(lambdas: np.ndarray, n: int, penalty: str) -> np.ndarray:
 
 
 def _inverse_shifted(s: Any, shift: np.ndarray) -> Any:
-    """1 / (s + shift) per (eigenvalue, lambda), with the pseudo-inverse rule at shift 0."""
+    """1 / (s + shift) per (eigenvalue, lambda), with the pseudo-inverse rule at shift 0.
+
+    s is (p,) or a stack (S, p) (each member's cutoff relative to its own largest eigenvalue);
+    returns (p, L) or (S, p, L).
+    """
     xp = namespace_of(s)
-    cutoff = PINV_RTOL * float(s.max()) if s.shape[0] else 0.0
+    if s.ndim == 1:
+        cutoff = PINV_RTOL * float(s.max()) if s.shape[0] else 0.0
+    elif s.shape[-1]:
+        top = s.max(axis=-1, keepdims=True) if xp is np else s.amax(dim=-1, keepdim=True)
+        cutoff = PINV_RTOL * top[..., None]
+    else:
+        cutoff = 0.0
     shift_b = (
         xp.asarray(shift, dtype=s.dtype)
         if xp is np
         else xp.as_tensor(shift, dtype=s.dtype, device=s.device)
     )
-    denom = s[:, None] + shift_b[None, :]
-    keep = (s[:, None] > cutoff) | (shift_b[None, :] > 0)
+    denom = s[..., :, None] + shift_b[None, :]
+    keep = (s[..., :, None] > cutoff) | (shift_b[None, :] > 0)
     safe = xp.where(keep, denom, denom * 0 + 1.0)
     return xp.where(keep, 1.0 / safe, safe * 0)
 
@@ -55,37 +70,43 @@ def ridge_path(F: Any, y: Any, lambdas: Sequence[float], penalty: str = "mean") 
 
     Parameters
     ----------
-    F : (n, p) array
+    F : (n, p) array, or (S, n, p) for a stack of S problems
         Features (for the second layer of a student: scale * sigma(X W^T)).
-    y : (n,) array
+    y : (n,) array, or (S, n)
     lambdas : sequence of L floats >= 0
     penalty : {"mean", "sum"}
 
     Returns
     -------
-    (p, L) array
+    (p, L) array, or (S, p, L)
         Column j holds a(lambdas[j]).
     """
     lam = np.asarray(lambdas, dtype=float)
     if lam.ndim != 1 or lam.size == 0 or np.any(lam < 0) or not np.all(np.isfinite(lam)):
         raise ValueError(f"lambdas must be a non-empty list of finite values >= 0, got {lambdas}")
+    if F.ndim not in (2, 3) or tuple(y.shape) != tuple(F.shape[:-1]):
+        raise ValueError(
+            f"ridge_path needs F of shape (n, p) or (S, n, p) and y of shape F.shape[:-1], got "
+            f"F {tuple(F.shape)} and y {tuple(y.shape)}"
+        )
     xp = namespace_of(F)
-    n, p = F.shape
+    n, p = F.shape[-2:]
     shift = _penalty_shift(lam, n, penalty)
     if n >= p:
-        s, V = xp.linalg.eigh(F.T @ F)
-        b = V.T @ (F.T @ y)
-        return V @ (_inverse_shifted(s, shift) * b[:, None])
-    s, U = xp.linalg.eigh(F @ F.T)
-    c = U.T @ y
-    return F.T @ (U @ (_inverse_shifted(s, shift) * c[:, None]))
+        s, V = xp.linalg.eigh(mT(F) @ F)
+        b = matvec(mT(V), matvec(mT(F), y))
+        return V @ (_inverse_shifted(s, shift) * b[..., :, None])
+    s, U = xp.linalg.eigh(F @ mT(F))
+    c = matvec(mT(U), y)
+    return mT(F) @ (U @ (_inverse_shifted(s, shift) * c[..., :, None]))
 
 
 @dataclass(frozen=True)
 class LinearRidge:
     """Linear ridge on the raw inputs with an unpenalised intercept: y ~ b + <w, x>.
 
-    ``coef`` is (d, L) and ``intercept`` is (L,), one column per lambda.
+    ``coef`` is (d, L) and ``intercept`` is (L,), one column per lambda (a stack of S fits,
+    from X of shape (S, n, d): (S, d, L) and (S, L)).
     """
 
     coef: Any
@@ -93,13 +114,18 @@ class LinearRidge:
 
     @classmethod
     def fit(cls, X: Any, y: Any, lambdas: Sequence[float], penalty: str = "mean") -> LinearRidge:
-        x_mean, y_mean = X.mean(axis=0), y.mean()
+        if X.ndim == 2:
+            x_mean, y_mean = X.mean(axis=0), y.mean()
+            coef = ridge_path(X - x_mean, y - y_mean, lambdas, penalty)
+            return cls(coef, y_mean - x_mean @ coef)
+        # a stack: means per member, kept as (S, 1, d) and (S, 1) so that they broadcast
+        x_mean, y_mean = X.mean(-2, keepdims=True), y.mean(-1, keepdims=True)
         coef = ridge_path(X - x_mean, y - y_mean, lambdas, penalty)
-        return cls(coef, y_mean - x_mean @ coef)
+        return cls(coef, y_mean - (x_mean @ coef)[..., 0, :])
 
     def predict(self, X: Any) -> Any:
-        """(n, L) predictions."""
-        return X @ self.coef + self.intercept[None, :]
+        """(n, L) predictions (a stack: (S, n, L))."""
+        return X @ self.coef + self.intercept[..., None, :]
 
 
 def conjugate_kernel(
@@ -113,14 +139,14 @@ def conjugate_kernel(
 
     Returns
     -------
-    (n1, n2) array
+    (n1, n2) array (a stack of inputs, (S, n1, d) and (S, n2, d): (S, n1, n2))
     """
     X1, X2 = to_numpy(X1), to_numpy(X2)
-    d = X1.shape[1]
-    q1 = np.sum(X1 * X1, axis=1) * w_scale**2 / d
-    q2 = np.sum(X2 * X2, axis=1) * w_scale**2 / d
-    cross = (X1 @ X2.T) * w_scale**2 / d
-    norms = np.sqrt(np.outer(q1, q2))
+    d = X1.shape[-1]
+    q1 = np.sum(X1 * X1, axis=-1) * w_scale**2 / d
+    q2 = np.sum(X2 * X2, axis=-1) * w_scale**2 / d
+    cross = (X1 @ mT(X2)) * w_scale**2 / d
+    norms = np.sqrt(q1[..., :, None] * q2[..., None, :])
     rho = np.clip(cross / np.where(norms > 0, norms, 1.0), -1.0, 1.0)
     if activation.name == "relu":
         theta = np.arccos(rho)
@@ -135,10 +161,11 @@ class KernelRidge:
 
     Objective (1/n) sum (y - f)^2 + lambda ||f||_H^2 (``penalty="mean"``), so the dual
     coefficients are (K + n lambda I)^{-1} y, computed from one eigendecomposition of K.
+    A stack of S problems (X of shape (S, n, d)) gives duals of shape (S, n, L).
     """
 
     X_train: np.ndarray
-    dual: np.ndarray  # (n, L)
+    dual: np.ndarray  # (n, L) or (S, n, L)
     activation: Activation
     w_scale: float = 1.0
 
@@ -156,11 +183,11 @@ class KernelRidge:
         X, y = to_numpy(X), to_numpy(y)
         K = conjugate_kernel(X, X, activation, w_scale=w_scale)
         s, U = np.linalg.eigh(K)
-        shift = _penalty_shift(np.asarray(lambdas, float), X.shape[0], penalty)
-        dual = U @ (_inverse_shifted(s, shift) * (U.T @ y)[:, None])
+        shift = _penalty_shift(np.asarray(lambdas, float), X.shape[-2], penalty)
+        dual = U @ (_inverse_shifted(s, shift) * matvec(mT(U), y)[..., :, None])
         return cls(X, dual, activation, w_scale)
 
     def predict(self, X: Any) -> np.ndarray:
-        """(n, L) predictions."""
+        """(n, L) predictions (a stack: (S, n, L))."""
         K = conjugate_kernel(to_numpy(X), self.X_train, self.activation, w_scale=self.w_scale)
         return K @ self.dual

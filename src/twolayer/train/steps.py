@@ -1,5 +1,11 @@
 """A few giant gradient steps with fresh or reused batches (Ba et al. 2022; Moniri et al. 2023;
-the two-step analysis at linear width)."""
+the two-step analysis at linear width).
+
+:func:`giant_steps` also trains a stack of students (batched seeds: W of shape (S, N, d), a
+:class:`~twolayer.teachers.TeacherStack` and a :class:`~twolayer.backend.StreamStack`) with
+the same code; then the trajectory's loss and update norm are arrays of S values, and a member
+that diverges is reported in ``info["diverged"]`` instead of raising, so that the others go on.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams
+from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams, StreamStack, to_numpy
 from twolayer.losses import Loss
 from twolayer.student import TwoLayer
 from twolayer.teachers import Teacher
@@ -40,7 +46,12 @@ class GiantStep:
 
 @dataclass
 class TrainResult:
-    """What a protocol returns: the trained student and what happened on the way."""
+    """What a protocol returns: the trained student and what happened on the way.
+
+    For a stack of students, ``batches`` hold stacked arrays ((S, n, d), (S, n)), trajectory
+    values are arrays of S values (or plain numbers shared by all members, such as the step
+    size) and ``info["diverged"]`` maps a member's index to its DivergenceError.
+    """
 
     student: TwoLayer
     trajectory: list[dict[str, float]] = field(default_factory=list)
@@ -48,10 +59,17 @@ class TrainResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _member_sums(x: Any, stacked: bool) -> float | np.ndarray:
+    """Sum of all entries (a float), or of each member's entries for a stack (S values)."""
+    if not stacked:
+        return float(x.sum())
+    return to_numpy(x.reshape(x.shape[0], -1).sum(-1))
+
+
 def giant_steps(
     student: TwoLayer,
     teacher: Teacher,
-    streams: RunStreams,
+    streams: RunStreams | StreamStack,
     steps: list[GiantStep],
     *,
     n: int,
@@ -60,15 +78,35 @@ def giant_steps(
 ) -> TrainResult:
     """Apply ``steps`` in order; fresh batch j is drawn from stream ("batch", j).
 
+    A stack of students (``student.stack_size`` = S) takes a TeacherStack and a StreamStack of
+    S members; member i then gets exactly the batches and updates of its own unbatched run.
+
     Returns
     -------
     TrainResult
         ``batches`` maps each step index to its (X, y); ``trajectory`` has, per step, the
         batch loss before the step, the step size and the Frobenius norm of the W update.
+
+    Raises
+    ------
+    DivergenceError
+        When the loss or the parameters become non-finite (one student; a stack reports its
+        diverged members in ``info["diverged"]``).
     """
+    stacked = student.stack_size is not None
     batches: dict[int, tuple[Any, Any]] = {}
     fresh = 0
     trajectory = []
+    diverged: dict[int, DivergenceError] = {}
+
+    def check(k: int, finite: Any, what: str) -> None:
+        if not stacked:
+            if not finite:
+                raise DivergenceError(k, what)
+            return
+        for i in np.flatnonzero(~np.asarray(finite)):
+            diverged.setdefault(int(i), DivergenceError(k, what))
+
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
         for k, step in enumerate(steps):
             if step.layer not in LAYERS:
@@ -86,20 +124,26 @@ def giant_steps(
                     f"got {step.batch!r}"
                 )
             X, y = batches[k]
-            eta = step.eta.value(n=int(X.shape[0]), N=student.N, d=student.d)
+            eta = step.eta.value(n=int(X.shape[-2]), N=student.N, d=student.d)
             value, grad_W, grad_a = student.value_and_gradients(
                 X, y, loss, need_W=step.layer in ("W", "both"), need_a=step.layer in ("a", "both")
             )
-            if not np.isfinite(value):
-                raise DivergenceError(k)
+            check(k, np.isfinite(value), "loss")
             changes: dict[str, Any] = {}
             if grad_W is not None:
                 changes["W"] = student.W - eta * grad_W
             if grad_a is not None:
                 changes["a"] = student.a - eta * grad_a
-            update_norm = eta * float((grad_W * grad_W).sum()) ** 0.5 if grad_W is not None else 0.0
+            update_norm = (
+                eta * _member_sums(grad_W * grad_W, stacked) ** 0.5 if grad_W is not None else 0.0
+            )
             student = student.replace(**changes)
-            if not all(np.isfinite(float(v.sum())) for v in changes.values()):
-                raise DivergenceError(k, "parameters")
+            finite: Any = True
+            for v in changes.values():
+                finite = finite & np.isfinite(_member_sums(v, stacked))
+            check(k, finite, "parameters")
             trajectory.append({"step": k, "loss": value, "eta": eta, "update_norm_W": update_norm})
-    return TrainResult(student, trajectory, batches, {"fresh_batches": fresh})
+    info: dict[str, Any] = {"fresh_batches": fresh}
+    if stacked:
+        info["diverged"] = diverged
+    return TrainResult(student, trajectory, batches, info)
