@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.backend import Backend, RunStreams, to_numpy
+from twolayer.backend import Backend, RunStreams, StreamStack, to_numpy
 from twolayer.config import GDConfig, GiantStepsConfig, RunConfig, SpikedConfig, StagesConfig
 from twolayer.losses import get_loss
 from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
@@ -246,46 +246,61 @@ def _grid_scalars(
             out.scalars[f"{prefix}.best_lambda"] = float(lambdas[best])
 
 
-def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -> RunResult:
-    """Run one configuration with one seed.
+@dataclass
+class Evaluation:
+    """The readout and the errors of a trained student (or of a stack of them).
 
-    Returns a :class:`RunResult`. Raises :class:`twolayer.train.DivergenceError` if training
-    diverges. With ``cache``, the teacher and the trained student are shared with other runs of
-    the same seed and the same teacher/student/train/backend sections.
+    Attributes
+    ----------
+    lambdas : (L,) array or None
+        The readout's lambda grid (None without a readout).
+    readout : dict or None
+        ``{"lambdas", "coef" (N, L), "X", "y"}``: the readout's fit and its batch.
+    test, train : dict
+        predictor name -> {"mse": (L,) or (1,), "err01": ...}: test errors, and errors on the
+        training data (``train`` is empty unless ``evaluate.train_errors``).
+    timings : dict[str, float]
+        Seconds spent in "readout" and "evaluate".
+
+    For a stack of S students every array has a leading S axis; :meth:`member` takes one out.
     """
-    cache = cache or StageCache(maxsize=0)
-    backend = Backend(config.backend.name, config.backend.dtype, config.backend.device)
-    streams = RunStreams(int(seed))
-    result = RunResult()
+
+    lambdas: np.ndarray | None
+    readout: dict[str, Any] | None
+    test: dict[str, dict[str, np.ndarray]]
+    train: dict[str, dict[str, np.ndarray]]
+    timings: dict[str, float]
+
+    def member(self, i: int) -> Evaluation:
+        """Member i of a stacked evaluation, as the evaluation of that seed's run."""
+        readout = None
+        if self.readout is not None:
+            readout = {k: (v if k == "lambdas" else v[i]) for k, v in self.readout.items()}
+        return Evaluation(
+            self.lambdas,
+            readout,
+            {name: {k: v[i] for k, v in e.items()} for name, e in self.test.items()},
+            {name: {k: v[i] for k, v in e.items()} for name, e in self.train.items()},
+            dict(self.timings),
+        )
+
+
+def evaluate_student(
+    config: RunConfig,
+    teacher: Teacher,
+    streams: RunStreams | StreamStack,
+    backend: Backend,
+    student0: TwoLayer,
+    trained: TrainResult,
+) -> Evaluation:
+    """Fit the readout (and its baselines) and compute the test and training errors.
+
+    Takes one run's objects, or the stacks of a batched run (TeacherStack, StreamStack,
+    stacked students and TrainResult): the same code computes either.
+    """
+    timings: dict[str, float] = {}
     timer = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal timer
-        now = time.perf_counter()
-        result.timings[stage] = result.timings.get(stage, 0.0) + now - timer
-        timer = now
-
-    def trained() -> tuple[Teacher, TwoLayer, TrainResult]:
-        teacher = build_teacher(config, streams)
-        student0 = build_student(config, streams, backend)
-        return teacher, student0, train_student(config, teacher, student0, streams, backend)
-
-    key = (
-        "train",
-        int(seed),
-        _section_key(config.teacher, config.student, config.train, config.backend),
-    )
-    teacher, student0, trained_result = cache.get_or_compute(key, trained)
-    student = trained_result.student
-    result.teacher, result.student_init, result.student = teacher, student0, student
-    result.trajectory = list(trained_result.trajectory)
-    for row in trained_result.trajectory[-1:]:
-        for k, v in row.items():
-            if k != "step":
-                result.scalars[f"train.final_{k}"] = float(v)
-    lap("train")
-
-    classification = teacher.task == "classification"
+    student = trained.student
     predictors: dict[str, Callable[[Any], Any]] = {"network": student.forward}
     train_predictors: dict[str, Callable[[Any], Any]] = {"network": student.forward}
     lambdas = None
@@ -293,8 +308,8 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
     r = config.readout
     if r is not None:
         lambdas = np.asarray(r.lambdas, dtype=float)
-        if r.batch == "reuse" and 0 in trained_result.batches:
-            X_r, y_r = trained_result.batches[0]
+        if r.batch == "reuse" and 0 in trained.batches:
+            X_r, y_r = trained.batches[0]
         else:
             n_r = r.n or config.train_n
             X_r, y_r = teacher.sample(n_r, streams.generator("readout"), backend)
@@ -306,7 +321,6 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
 
         predictors["readout"] = train_predictors["readout"] = predict_readout
         readout_info = {"lambdas": lambdas, "coef": coef, "X": X_r, "y": y_r}
-        result.readout_coef = to_numpy(coef)
         if "random_features" in r.baselines:
             coef_rf = ridge_path(student0.scale * student0.features(X_r), y_r, lambdas, r.penalty)
 
@@ -327,32 +341,66 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
                 penalty=r.penalty,
             )
             predictors["kernel"] = train_predictors["kernel"] = ker.predict
-    lap("readout")
+    now = time.perf_counter()
+    timings["readout"], timer = now - timer, now
 
     ev = config.evaluate
     test = chunked_errors(predictors, teacher, streams, ev.n_test, chunk=ev.chunk, backend=backend)
-    bayes = teacher.bayes_risk
-    for name, errs in test.items():
-        grid = None if name == "network" else lambdas
-        _grid_scalars(name, errs, grid, "test", result)
-        if bayes is not None and not classification:
-            result.scalars[f"{name}.excess_mse"] = result.scalars[f"{name}.test_mse"] - bayes
+    train: dict[str, dict[str, np.ndarray]] = {}
     if ev.train_errors:
+        classification = teacher.task == "classification"
         if readout_info is not None:
             train_sets = {name: (readout_info["X"], readout_info["y"]) for name in train_predictors}
         else:
             train_sets = {}
-        if 0 in trained_result.batches:
-            train_sets["network"] = trained_result.batches[0]
+        if 0 in trained.batches:
+            train_sets["network"] = trained.batches[0]
         for name, (X_t, y_t) in train_sets.items():
-            errs = dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)[name]
-            _grid_scalars(name, errs, None if name == "network" else lambdas, "train", result)
+            errs = dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)
+            train[name] = errs[name]
+    timings["evaluate"] = time.perf_counter() - timer
+    return Evaluation(lambdas, readout_info, test, train, timings)
+
+
+def record_run(
+    result: RunResult,
+    config: RunConfig,
+    teacher: Teacher,
+    streams: RunStreams,
+    backend: Backend,
+    student0: TwoLayer,
+    trained: TrainResult,
+    evaluation: Evaluation,
+) -> RunResult:
+    """Fill ``result`` with one run's scalars and arrays, then run its measurements.
+
+    Takes one run's objects (a member of a batched run after :meth:`Evaluation.member`).
+    """
+    student = trained.student
+    result.teacher, result.student_init, result.student = teacher, student0, student
+    result.trajectory = list(trained.trajectory)
+    for row in trained.trajectory[-1:]:
+        for k, v in row.items():
+            if k != "step":
+                result.scalars[f"train.final_{k}"] = float(v)
+    if evaluation.readout is not None:
+        result.readout_coef = to_numpy(evaluation.readout["coef"])
+    lambdas = evaluation.lambdas
+    classification = teacher.task == "classification"
+    bayes = teacher.bayes_risk
+    for name, errs in evaluation.test.items():
+        grid = None if name == "network" else lambdas
+        _grid_scalars(name, errs, grid, "test", result)
+        if bayes is not None and not classification:
+            result.scalars[f"{name}.excess_mse"] = result.scalars[f"{name}.test_mse"] - bayes
+    for name, errs in evaluation.train.items():
+        _grid_scalars(name, errs, None if name == "network" else lambdas, "train", result)
     if bayes is not None:
         result.scalars["teacher.bayes_risk"] = float(bayes)
-    lap("evaluate")
 
+    timer = time.perf_counter()
     ctx = MeasureContext(
-        teacher, student0, student, trained_result.batches, streams, backend, readout_info, config
+        teacher, student0, student, trained.batches, streams, backend, evaluation.readout, config
     )
     for item in config.measure:
         for k, v in measure(item.name, ctx, **item.options).items():
@@ -360,5 +408,37 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
                 result.scalars[k] = float(v)
             else:
                 result.arrays[k] = np.asarray(to_numpy(v))
-    lap("measure")
+    result.timings["measure"] = result.timings.get("measure", 0.0) + time.perf_counter() - timer
     return result
+
+
+def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -> RunResult:
+    """Run one configuration with one seed.
+
+    Returns a :class:`RunResult`. Raises :class:`twolayer.train.DivergenceError` if training
+    diverges. With ``cache``, the teacher and the trained student are shared with other runs of
+    the same seed and the same teacher/student/train/backend sections.
+    """
+    cache = cache or StageCache(maxsize=0)
+    backend = Backend(config.backend.name, config.backend.dtype, config.backend.device)
+    streams = RunStreams(int(seed))
+    result = RunResult()
+    timer = time.perf_counter()
+
+    def trained() -> tuple[Teacher, TwoLayer, TrainResult]:
+        teacher = build_teacher(config, streams)
+        student0 = build_student(config, streams, backend)
+        return teacher, student0, train_student(config, teacher, student0, streams, backend)
+
+    key = (
+        "train",
+        int(seed),
+        _section_key(config.teacher, config.student, config.train, config.backend),
+    )
+    teacher, student0, trained_result = cache.get_or_compute(key, trained)
+    result.timings["train"] = time.perf_counter() - timer
+    evaluation = evaluate_student(config, teacher, streams, backend, student0, trained_result)
+    result.timings.update(evaluation.timings)
+    return record_run(
+        result, config, teacher, streams, backend, student0, trained_result, evaluation
+    )
