@@ -125,3 +125,41 @@ def test_outliers_rejects_truncated_count() -> None:
     ctx = build_context(single_index(d), W0, 3.0 * W0)  # whole bulk far above W_0's edge
     with pytest.raises(ValueError, match="max_outliers"):
         measure("outliers", ctx, features_outliers=False, max_outliers=3)
+
+
+def test_trained_bulk_grown_noise_has_no_outliers_but_init_bulk_counts_them() -> None:
+    # W = 1.05 W_0-like noise (the whole bulk grew by 5%, as after a large step) plus a spike:
+    # against W_0's edge the grown bulk's top singular values are "outliers" (the default's
+    # definition); against W's own bulk only the planted spike is, at its BBP location for the
+    # grown scale (theta / 1.05 in units of the new bulk), within the 4% of the tests above.
+    N, d, grow, theta = 1000, 1000, 1.05, 3.0
+    rng = np.random.default_rng(61)
+    W0 = noise_matrix(N, d, 62)
+    u, v = unit(rng.standard_normal(N)), unit(rng.standard_normal(d))
+    W = grow * noise_matrix(N, d, 63) + theta * np.outer(u, v)
+    ctx = build_context(single_index(d), W0, W)
+    init = measure("outliers", ctx, features_outliers=False, max_outliers=40)
+    assert init["outliers.W_count"] > 1
+    own = measure("outliers", ctx, features_outliers=False, bulk="trained")
+    assert own["outliers.W_count"] == 1
+    # the variance without the spike is grow^2 / d up to ~1/sqrt(N d) sampling error
+    assert own["outliers.W_variance"] == pytest.approx(grow**2 / d, rel=5e-3)
+    predicted = grow * float(bbp_outlier_singular_value(theta / grow, N / d))
+    assert own["outliers.W_positions"][0] == pytest.approx(predicted, rel=0.04)
+
+
+@pytest.mark.parametrize(("N", "d", "seed"), NOISE_CASES[:4])
+def test_trained_bulk_no_false_outliers_on_pure_noise(N: int, d: int, seed: int) -> None:
+    W = noise_matrix(N, d, seed + 200, variance=2.0 / d)
+    ctx = build_context(single_index(d), noise_matrix(N, d, seed), W)
+    out = measure("outliers", ctx, features_outliers=False, bulk="trained", max_outliers=5)
+    assert out["outliers.W_count"] == 0
+
+
+def test_outliers_bulk_options_validated() -> None:
+    W0 = noise_matrix(50, 40, 71)
+    ctx = build_context(single_index(40), W0, W0)
+    with pytest.raises(ValueError, match="bulk must be"):
+        measure("outliers", ctx, features_outliers=False, bulk="grown")
+    with pytest.raises(ValueError, match="not both"):
+        measure("outliers", ctx, features_outliers=False, bulk="trained", variance=0.1)

@@ -28,9 +28,16 @@ matrix), so 20 is ~5 standard deviations. This is an empirical edge: it is right
 F_0's own top singular value sits at its bulk edge (not so for clustered inputs, whose F_0
 already has outliers; those are then not counted).
 
-Caveat: after a large update the whole bulk of W can grow (e.g. the bulk scale c_W > 1 of
-Cui et al. 2024); singular values of the grown bulk then count as outliers of W_0's bulk, as the
-definition says. Give ``variance`` to compare against another bulk.
+After a large update the whole bulk of W can grow (e.g. the bulk scale c_W > 1 of Cui et al.
+2024); with the default ``bulk="init"`` singular values of the grown bulk then count as outliers of
+W_0's bulk, as that definition says. ``bulk="trained"`` measures against W's own bulk instead: the
+entry variance is estimated from W without its outliers, ``v = (||W||_F^2 - sum_k s_k^2) / (N d)``
+over the singular values s_k counted as outliers, iterated until the count is stable (each pass
+can only lower v, so at most a handful of passes). This treats the grown bulk as an iid matrix
+of that variance, i.e. it assumes the update's non-spike part is noise-like (for W_0 plus an
+independent iid perturbation the law is exactly MP again); at N = d = 1500 after two giant steps it
+moved the edge by 1.7% (variance +3.5%) and removed the bulk-edge singular values that W_0's edge
+had counted (docs/recipes/two-step.md). Give ``variance`` to compare against any other bulk.
 """
 
 from __future__ import annotations
@@ -83,14 +90,45 @@ def count_above(M: np.ndarray, threshold: float, max_outliers: int) -> tuple[np.
     them exceed the threshold, since the count would then be truncated.
     """
     k = min(int(max_outliers) + 1, min(M.shape))
-    s = singular_values(M, k)
+    return _above(singular_values(M, k), threshold, max_outliers, min(M.shape))
+
+
+def _above(
+    s: np.ndarray, threshold: float, max_outliers: int, rank: int
+) -> tuple[np.ndarray, float]:
     above = s[s > threshold]
-    if above.size == k and k < min(M.shape):
+    if above.size == s.size and s.size < rank:
         raise ValueError(
             f"outliers: more than max_outliers={max_outliers} singular values exceed the "
             f"threshold {threshold:.4g}; raise max_outliers"
         )
     return above, float(s[0])
+
+
+def self_bulk_threshold(
+    M: np.ndarray, margin: float = DEFAULT_MARGIN, max_outliers: int = 20
+) -> tuple[np.ndarray, float, float, float, float]:
+    """Outliers of M against its own bulk, seen as an iid matrix (module docstring).
+
+    Returns
+    -------
+    (positions, top, variance, edge, tw_scale) : the outlying singular values (decreasing), the
+        largest singular value, the bulk's estimated entry variance, its MP edge and Tracy–Widom
+        scale (the threshold is ``edge + margin * tw_scale``).
+    """
+    N, d = M.shape
+    rank = min(N, d)
+    s = singular_values(M, min(int(max_outliers) + 1, rank))
+    total = float(np.sum(M * M))
+    count = 0
+    for _ in range(s.size + 1):
+        variance = (total - float(np.sum(s[:count] ** 2))) / (N * d)
+        edge, tw, threshold = outlier_threshold(N, d, variance, margin)
+        above, top = _above(s, threshold, max_outliers, rank)
+        if above.size == count:
+            break
+        count = above.size
+    return above, top, variance, edge, tw
 
 
 @register_measurement("outliers")
@@ -99,6 +137,7 @@ def outliers(
     margin: float = DEFAULT_MARGIN,
     feature_margin: float = DEFAULT_FEATURE_MARGIN,
     variance: float | None = None,
+    bulk: str = "init",
     max_outliers: int = 20,
     features_outliers: bool = True,
     n_probe: int | None = None,
@@ -116,6 +155,9 @@ def outliers(
         Tracy–Widom scales (of an iid matrix) added to the edge of centred F_0 (default 20).
     variance : float, optional
         Entry variance of the reference bulk (default ``||W_0||_F^2 / (N d)``).
+    bulk : {"init", "trained"}
+        The reference bulk of W: W_0's (default), or W's own without its outliers (module
+        docstring). ``variance`` and ``bulk="trained"`` exclude each other.
     max_outliers : int
         At most this many outliers are looked for (top max_outliers + 1 singular values are
         computed); more raise an error.
@@ -131,18 +173,29 @@ def outliers(
     dict
         ``W_count`` (scalar), ``W_positions`` ((W_count,) array, decreasing), ``W_top``,
         ``W_edge`` (MP edge), ``W_tw_scale``, ``W_threshold``, ``W_top_excess`` (``(W_top -
-        W_edge) / W_tw_scale``: the largest singular value in Tracy–Widom units);
+        W_edge) / W_tw_scale``: the largest singular value in Tracy–Widom units), ``W_variance``
+        (the reference bulk's entry variance);
         with features: ``F_count``, ``F_positions``, ``F_top``, ``F_edge`` (top singular value of
         centred F_0 / sqrt(n)), ``F_tw_scale``, ``F_threshold``. F is column-centred as F_0.
     """
     W0 = as_float64(ctx.student_init.W)
     W = as_float64(ctx.student.W)
     N, d = W.shape
-    var = float(np.mean(W0**2)) if variance is None else float(variance)
-    if not var > 0:
-        raise ValueError(f"outliers: reference variance must be > 0, got {var}")
-    edge, tw, threshold = outlier_threshold(N, d, var, margin)
-    pos, top = count_above(W, threshold, max_outliers)
+    if bulk not in ("init", "trained"):
+        raise ValueError(f"outliers: bulk must be 'init' or 'trained', got {bulk!r}")
+    if bulk == "trained":
+        if variance is not None:
+            raise ValueError("outliers: give either variance or bulk='trained', not both")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        pos, top, var, edge, tw = self_bulk_threshold(W, margin, max_outliers)
+        threshold = edge + margin * tw
+    else:
+        var = float(np.mean(W0**2)) if variance is None else float(variance)
+        if not var > 0:
+            raise ValueError(f"outliers: reference variance must be > 0, got {var}")
+        edge, tw, threshold = outlier_threshold(N, d, var, margin)
+        pos, top = count_above(W, threshold, max_outliers)
     out: dict[str, Any] = {
         "W_count": float(pos.size),
         "W_positions": pos,
@@ -151,6 +204,7 @@ def outliers(
         "W_tw_scale": tw,
         "W_threshold": threshold,
         "W_top_excess": (top - edge) / tw,
+        "W_variance": var,
     }
     if features_outliers:
         X, _ = probe(ctx, n_probe, probe_stream)
