@@ -7,6 +7,7 @@ from twolayer.activations import (
     hermite_coefficients,
 )
 from twolayer.backend import Backend, RunStreams
+from twolayer.batched import run_batch
 from twolayer.config import RunConfig
 from twolayer.pipeline import RunResult, StageCache, run_once
 from twolayer.student import TwoLayer, init_student
@@ -28,6 +29,7 @@ __all__ = [
     "get_teacher",
     "hermite_coefficients",
     "init_student",
+    "run_batch",
     "run_once",
 ]
 

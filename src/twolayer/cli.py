@@ -141,6 +141,12 @@ class _RichProgress:
     "a sweep).",
 )
 @click.option("--retry-failed", is_flag=True, help="Run the failed runs of the store again.")
+@click.option(
+    "--batch-seeds/--no-batch-seeds",
+    default=None,
+    help="Run the seeds of each sweep point as one batched computation (giant_steps and none "
+    "protocols; default: the spec's executor.batch_seeds).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no result table.")
 @click.option(
     "--metric",
@@ -154,6 +160,7 @@ def run(
     jobs: int | None,
     executor: str | None,
     retry_failed: bool,
+    batch_seeds: bool | None,
     quiet: bool,
     metric: str | None,
 ) -> None:
@@ -167,6 +174,7 @@ def run(
       twolayer run examples/one_step.yaml
       twolayer run examples/sweep_eta.yaml --jobs 4 --store results/eta.sqlite
       twolayer run examples/sweep_eta.yaml --retry-failed
+      twolayer run examples/sweep_eta.yaml --batch-seeds   # seeds of a point as one batch
       twolayer run big_sweep.yaml --executor dask     # executor.address in the spec
     """
     from twolayer.experiment.runner import run_spec
@@ -183,6 +191,7 @@ def run(
         retry_failed=retry_failed,
         progress=progress,
         runs=runs,
+        batch_seeds=batch_seeds,
     )
     counts = result.counts()
     if not quiet:

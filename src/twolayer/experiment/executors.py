@@ -4,7 +4,8 @@ Three kinds, one interface (:class:`Executor`): ``serial`` (in the driver proces
 (a pool of worker processes) and ``dask`` (dask.distributed: an existing scheduler or a
 LocalCluster). A task is a *group* of runs that share stages (same seed, same
 teacher/student/train/backend sections); the worker runs it with one StageCache, so the trained
-student is computed once per group.
+student is computed once per group. With ``batch_seeds`` a group holds the runs of several
+seeds and the seeds of each config run as one batched computation (twolayer.batched).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from twolayer.experiment.record import Record, WorkItem, execute_group, execute_run
+from twolayer.experiment.record import Record, WorkItem, execute_group, execute_units
 from twolayer.pipeline import StageCache
 
 Group = list[WorkItem]
@@ -50,13 +51,15 @@ class Executor(Protocol):
 
 
 class SerialExecutor:
-    """Run everything in the driver process, one run at a time (records stream per run)."""
+    """Run everything in the driver process, one run (or one batch of seeds) at a time
+    (records stream per run or per batch)."""
 
     kind = "serial"
 
-    def __init__(self, blas_threads: int | None = None) -> None:
+    def __init__(self, blas_threads: int | None = None, batch_seeds: bool = False) -> None:
         self.workers = 1
         self.blas_threads = blas_threads
+        self.batch_seeds = batch_seeds
 
     def run(self, groups: list[Group]) -> Iterator[list[Record]]:
         from threadpoolctl import threadpool_limits
@@ -64,8 +67,7 @@ class SerialExecutor:
         with threadpool_limits(limits=self.blas_threads):
             for group in groups:
                 cache = StageCache(maxsize=2)
-                for item in group:
-                    yield [execute_run(item, cache)]
+                yield from execute_units(group, cache, self.batch_seeds)
 
     def close(self) -> None:
         """Nothing to free."""
@@ -88,13 +90,18 @@ class LocalExecutor:
         Worker processes.
     blas_threads : int, optional
         BLAS threads per worker; default cores // jobs.
+    batch_seeds : bool
+        Run the seeds of each config of a group as one batch.
     """
 
     kind = "local"
 
-    def __init__(self, jobs: int, blas_threads: int | None = None) -> None:
+    def __init__(
+        self, jobs: int, blas_threads: int | None = None, batch_seeds: bool = False
+    ) -> None:
         self.workers = jobs
         self.blas_threads = blas_threads or blas_threads_for(jobs)
+        self.batch_seeds = batch_seeds
         self._pool: cf.ProcessPoolExecutor | None = None
 
     def run(self, groups: list[Group]) -> Iterator[list[Record]]:
@@ -102,7 +109,8 @@ class LocalExecutor:
             max_workers=self.workers, initializer=_init_worker, initargs=(self.blas_threads,)
         )
         futures = {
-            self._pool.submit(execute_group, group, self.blas_threads): group for group in groups
+            self._pool.submit(execute_group, group, self.blas_threads, self.batch_seeds): group
+            for group in groups
         }
         for future in cf.as_completed(futures):
             yield _result_or_failures(future, futures[future])
@@ -128,6 +136,8 @@ class DaskExecutor:
         (its workers usually run one task per core).
     processes : bool
         LocalCluster with worker processes (True) or threads in this process (False).
+    batch_seeds : bool
+        Run the seeds of each config of a group as one batch.
     """
 
     kind = "dask"
@@ -138,7 +148,9 @@ class DaskExecutor:
         jobs: int | None = None,
         blas_threads: int | None = None,
         processes: bool = True,
+        batch_seeds: bool = False,
     ) -> None:
+        self.batch_seeds = batch_seeds
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
@@ -166,7 +178,9 @@ class DaskExecutor:
         from dask.distributed import as_completed
 
         futures = {
-            self.client.submit(execute_group, group, self.blas_threads, pure=False): i
+            self.client.submit(
+                execute_group, group, self.blas_threads, self.batch_seeds, pure=False
+            ): i
             for i, group in enumerate(groups)
         }
         for future in as_completed(futures):
@@ -213,6 +227,7 @@ def make_executor(
     address: str | None = None,
     blas_threads: int | None = None,
     tasks: int | None = None,
+    batch_seeds: bool = False,
 ) -> Executor:
     """Build an executor.
 
@@ -227,14 +242,18 @@ def make_executor(
         BLAS threads per worker (default: cores // workers).
     tasks : int, optional
         Number of tasks to run (caps the number of local workers).
+    batch_seeds : bool
+        Run the seeds of each config as one batched computation (twolayer.batched).
     """
     if kind == "serial":
-        return SerialExecutor(blas_threads)
+        return SerialExecutor(blas_threads, batch_seeds)
     n = jobs or available_cores()
     if tasks is not None:
         n = max(1, min(n, tasks))
     if kind == "local":
-        return LocalExecutor(n, blas_threads)
+        return LocalExecutor(n, blas_threads, batch_seeds)
     if kind == "dask":
-        return DaskExecutor(address, n if address is None else None, blas_threads)
+        return DaskExecutor(
+            address, n if address is None else None, blas_threads, batch_seeds=batch_seeds
+        )
     raise ValueError(f"unknown executor {kind!r}; expected serial, local or dask")

@@ -6,12 +6,15 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from twolayer.batched import batch_unsupported, run_batch
 from twolayer.config import RunConfig
+from twolayer.experiment.spec import canonical_json
 from twolayer.pipeline import StageCache, run_once
 from twolayer.train.schedule import DivergenceError
 
@@ -63,6 +66,48 @@ WorkItem = tuple[str, RunConfig, int]
 """(run id, resolved config, seed): what a worker needs for one run."""
 
 
+def _outcome_record(
+    item: WorkItem,
+    outcome: Any,
+    *,
+    started: float,
+    finished: float,
+    shared: bool,
+    trace: str | None = None,
+) -> Record:
+    """The Record of one run from its outcome: a RunResult, or the exception it raised."""
+    base = {
+        "run_id": item[0],
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": started,
+        "finished": finished,
+    }
+    if isinstance(outcome, BaseException):
+        if trace is None and outcome.__traceback__ is not None:
+            trace = "".join(traceback.format_exception(outcome))
+        if isinstance(outcome, DivergenceError):
+            return Record(
+                status="diverged",
+                error=str(outcome),
+                traceback=trace,
+                diverged_step=int(outcome.step),
+                **base,
+            )
+        return Record(
+            status="failed", error=f"{type(outcome).__name__}: {outcome}", traceback=trace, **base
+        )
+    return Record(
+        status="done",
+        scalars={k: float(v) for k, v in outcome.scalars.items()},
+        arrays={k: _plain_array(v) for k, v in outcome.arrays.items()},
+        trajectory=[{k: float(v) for k, v in row.items()} for row in outcome.trajectory],
+        timings=dict(outcome.timings),
+        shared=shared,
+        **base,
+    )
+
+
 def execute_run(item: WorkItem, cache: StageCache | None = None) -> Record:
     """Run one item, catching everything: a failure becomes a Record, never an exception.
 
@@ -72,57 +117,114 @@ def execute_run(item: WorkItem, cache: StageCache | None = None) -> Record:
     cache : StageCache, optional
         Shared with the other runs of the same group.
     """
-    run_id, config, seed = item
+    _, config, seed = item
     started = time.time()
-    base = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "started": started}
     hits = cache.hits if cache is not None else 0
     try:
-        result = run_once(config, seed, cache=cache)
-    except DivergenceError as exc:
-        return Record(
-            status="diverged",
-            error=str(exc),
-            traceback=traceback.format_exc(),
-            diverged_step=int(exc.step),
-            finished=time.time(),
-            **base,
-        )
+        outcome: Any = run_once(config, seed, cache=cache)
+        trace = None
     except Exception as exc:
-        return Record(
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
-            finished=time.time(),
-            **base,
-        )
-    return Record(
-        status="done",
-        scalars={k: float(v) for k, v in result.scalars.items()},
-        arrays={k: _plain_array(v) for k, v in result.arrays.items()},
-        trajectory=[{k: float(v) for k, v in row.items()} for row in result.trajectory],
-        timings=dict(result.timings),
-        finished=time.time(),
-        shared=cache is not None and cache.hits > hits,
-        **base,
+        outcome, trace = exc, traceback.format_exc()
+    shared = cache is not None and cache.hits > hits
+    return _outcome_record(
+        item, outcome, started=started, finished=time.time(), shared=shared, trace=trace
     )
 
 
-def execute_group(items: list[WorkItem], blas_threads: int | None = None) -> list[Record]:
+def execute_batch(items: list[WorkItem], cache: StageCache | None = None) -> list[Record]:
+    """Run items of one config and distinct seeds as one batched computation (run_batch).
+
+    Each run gets its own Record (done, diverged or failed), as with :func:`execute_run`. If
+    the batched computation itself fails (say, memory for S seeds at once), every item is run
+    alone instead, so each gets exactly the result or error it would get unbatched. A batched
+    run's ``started``/``finished`` are its equal share of the batch's wall time, so ``wall_s``
+    adds up to the batch's.
+
+    Parameters
+    ----------
+    items : list of (run_id, RunConfig, seed)
+        One config (equal resolved configs), distinct seeds.
+    cache : StageCache, optional
+        Shares trained stacks with other batches of the same seeds and sections.
+    """
+    config = items[0][1]
+    started = time.time()
+    hits = cache.hits if cache is not None else 0
+    try:
+        outcomes = run_batch(
+            config, [seed for _, _, seed in items], cache=cache, return_exceptions=True
+        )
+    except Exception:  # the batch as a whole failed: fall back to single runs
+        return [execute_run(item, cache) for item in items]
+    shared = cache is not None and cache.hits > hits
+    share = (time.time() - started) / len(items)
+    return [
+        _outcome_record(
+            item,
+            outcome,
+            started=started + i * share,
+            finished=started + (i + 1) * share,
+            shared=shared,
+        )
+        for i, (item, outcome) in enumerate(zip(items, outcomes, strict=True))
+    ]
+
+
+def seed_batches(items: list[WorkItem]) -> list[list[WorkItem]]:
+    """Split items into batches of one config (distinct seeds), in order of first appearance.
+
+    A batch whose protocol is not batched (:func:`twolayer.batched.batch_unsupported`) is
+    split into single items.
+    """
+    by_config: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_config.setdefault(canonical_json(item[1]), []).append(item)
+    out: list[list[WorkItem]] = []
+    for batch in by_config.values():
+        if batch_unsupported(batch[0][1]) is None:
+            out.append(batch)
+        else:
+            out += [[item] for item in batch]
+    return out
+
+
+def execute_units(
+    items: list[WorkItem], cache: StageCache, batch_seeds: bool = False
+) -> Iterator[list[Record]]:
+    """Run items with one cache, yielding Records as units finish: one run at a time, or with
+    ``batch_seeds`` one batch of seeds (see :func:`seed_batches`) at a time."""
+    if not batch_seeds:
+        for item in items:
+            yield [execute_run(item, cache)]
+        return
+    for batch in seed_batches(items):
+        if len(batch) == 1:
+            yield [execute_run(batch[0], cache)]
+        else:
+            yield execute_batch(batch, cache)
+
+
+def execute_group(
+    items: list[WorkItem], blas_threads: int | None = None, batch_seeds: bool = False
+) -> list[Record]:
     """Run a group of items that share stages with one :class:`StageCache`, in order.
 
     Parameters
     ----------
     items : list of (run_id, RunConfig, seed)
         Runs of one seed with equal teacher/student/train/backend sections (or any runs:
-        the cache only ever returns a stage for an equal key).
+        the cache only ever returns a stage for an equal key); with ``batch_seeds``, runs of
+        several seeds, those of one config running as one batch.
     blas_threads : int, optional
         Limit BLAS/OpenMP threads while running (threadpoolctl).
+    batch_seeds : bool
+        Run the seeds of each config as one batched computation (:func:`execute_batch`).
     """
     from threadpoolctl import threadpool_limits
 
     cache = StageCache(maxsize=2)
     with threadpool_limits(limits=blas_threads):
-        return [execute_run(item, cache) for item in items]
+        return [r for unit in execute_units(items, cache, batch_seeds) for r in unit]
 
 
 def _plain_array(value: Any) -> np.ndarray:

@@ -63,7 +63,9 @@ class SweepResult:
         return out
 
 
-def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
+def plan_groups(
+    runs: list[RunSpec], workers: int = 1, batch_seeds: bool = False
+) -> list[list[RunSpec]]:
     """Group runs that share stages (same seed and teacher/student/train/backend sections).
 
     When there are fewer groups than workers, the largest groups are split so that every
@@ -74,17 +76,29 @@ def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
     ----------
     runs : list of RunSpec
     workers : int
+    batch_seeds : bool
+        Group by the sections alone (all seeds together), so that a worker can run the seeds
+        of each config as one batch; a group is then split between seeds, never between the
+        configs of one seed, so that no trained student is computed twice.
     """
     groups: dict[str, list[RunSpec]] = {}
     for run in runs:
-        groups.setdefault(run.share_key, []).append(run)
+        key = run.sections_key if batch_seeds else run.share_key
+        groups.setdefault(key, []).append(run)
     out = list(groups.values())
+    if batch_seeds:
+        out = [sorted(g, key=lambda r: r.seed) for g in out]  # stable: configs keep their order
     while len(out) < workers:
         out.sort(key=len, reverse=True)
         if len(out[0]) < 2:
             break
         big = out.pop(0)
         half = (len(big) + 1) // 2
+        if batch_seeds:  # move the cut to a change of seed when there is one
+            seeds = [r.seed for r in big]
+            cuts = [i for i in range(1, len(big)) if seeds[i] != seeds[i - 1]]
+            if cuts:
+                half = min(cuts, key=lambda i: abs(i - half))
         out += [big[:half], big[half:]]
     return out
 
@@ -147,6 +161,7 @@ def run_spec(
     progress: Progress | None = None,
     runs: list[RunSpec] | None = None,
     executor_factory: Callable[..., Executor] = make_executor,
+    batch_seeds: bool | None = None,
 ) -> SweepResult:
     """Run a spec (one run or a sweep) and store every result.
 
@@ -164,6 +179,9 @@ def run_spec(
     progress : Progress, optional
     runs : list of RunSpec, optional
         The resolved runs, if already computed.
+    batch_seeds : bool, optional
+        Overrides ``executor.batch_seeds``: run the seeds of each sweep point as one batched
+        computation where the protocol allows (the stored results are the same to rounding).
 
     Returns
     -------
@@ -199,18 +217,20 @@ def run_spec(
             progress.stop()
             return result
         kind = executor or spec.executor.kind or ("serial" if len(todo) == 1 else "local")
+        batch = spec.executor.batch_seeds if batch_seeds is None else batch_seeds
         ex = executor_factory(
             kind,
             jobs=jobs or spec.executor.jobs,
             address=spec.executor.address,
             blas_threads=spec.executor.threads_per_worker,
             tasks=len(todo) if kind == "local" else None,
+            batch_seeds=batch,
         )
         result.executor = ex.kind
         beat = _Heartbeat(path, st._token)
         beat.start()
         try:
-            groups = plan_groups(todo, ex.workers if ex.kind != "serial" else 1)
+            groups = plan_groups(todo, ex.workers if ex.kind != "serial" else 1, batch)
             items: list[list[WorkItem]] = [[(r.id, r.config, r.seed) for r in g] for g in groups]
             progress.start(len(todo), result.skipped, ex.kind, ex.workers)
             for records in ex.run(items):

@@ -72,6 +72,11 @@ class ExecutorConfig(_Model):
     threads_per_worker: PositiveInt | None = Field(
         None, description="BLAS threads per worker; default: cores // workers (at least 1)"
     )
+    batch_seeds: bool = Field(
+        False,
+        description="run the seeds of each sweep point as one batched computation (protocols "
+        "giant_steps and none; others run seed by seed); same numbers to rounding",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExecutorConfig:
@@ -235,6 +240,13 @@ class RunSpec:
         """Runs with equal keys share the teacher and the trained student (same seed too)."""
         data = self.config.model_dump(mode="json")
         return json.dumps([self.seed, [data.get(s) for s in SHARED_SECTIONS]], sort_keys=True)
+
+    @property
+    def sections_key(self) -> str:
+        """The shared sections without the seed: runs with equal keys can run batched over
+        seeds and share the stacked trained students."""
+        data = self.config.model_dump(mode="json")
+        return json.dumps([data.get(s) for s in SHARED_SECTIONS], sort_keys=True)
 
 
 def canonical_json(config: RunConfig) -> str:
