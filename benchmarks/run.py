@@ -16,6 +16,9 @@ memory   peak traced memory of one run against n_test (goal: flat).
 scaling  wall time of one run against d = N = n, with the fitted exponent.
 dask     sweep throughput against the number of workers of a dask LocalCluster.
 large    one step + ridge readout at d = N = n = 8,000 in float64.
+batched  8 seeds of one step + ridge path as one batched computation (run_batch) against a
+         loop of run_once, at d = N = n = size/5 and size, NumPy and torch (CPU, or CUDA when
+         available); the numbers must agree to rounding.
 
 Every time is the median over ``--repeats`` repetitions. Absolute times depend on the machine
 (say which in docs/performance.md); ratios measured in one run are what the goals are about.
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from twolayer import RunConfig, StageCache, run_once
+from twolayer import RunConfig, StageCache, run_batch, run_once
 from twolayer.activations import get_activation
 
 
@@ -234,8 +237,46 @@ def bench_large(size: int, repeats: int) -> str:
                    r.scalars["readout.test_mse"]]])
 
 
+def bench_batched(size: int, repeats: int, seeds: int = 8) -> str:
+    """S seeds of one step + ridge path (3 lambdas, n_test = 2 d): run_batch against a loop
+    of run_once, timed alternately in one process so that both see the same load."""
+    backends = [("numpy", None), ("torch", "cpu")]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            backends.append(("torch", "cuda"))
+    except ImportError:
+        backends = backends[:1]
+    seed_list = list(range(seeds))
+    rows = []
+    for s in (size // 5, size):
+        base = one_step_config(s, s, s, 2 * s, [1e-4, 1e-3, 1e-2]).model_dump()
+        for name, device in backends:
+            cfg = RunConfig.model_validate({**base, "backend": {"name": name, "device": device}})
+            run_batch(cfg, seed_list[:2])  # warm-up (imports, CUDA context, allocator)
+            run_once(cfg, 0)
+            times: dict[str, list[float]] = {"batch": [], "loop": []}
+            out: dict[str, list[Any]] = {}
+            for r in range(repeats):
+                for kind in ("batch", "loop") if r % 2 == 0 else ("loop", "batch"):
+                    t0 = time.perf_counter()
+                    if kind == "batch":
+                        out[kind] = run_batch(cfg, seed_list)
+                    else:
+                        out[kind] = [run_once(cfg, k) for k in seed_list]
+                    times[kind].append(time.perf_counter() - t0)
+            diff = max(abs(b.scalars["readout.test_mse"] / a.scalars["readout.test_mse"] - 1)
+                       for a, b in zip(out["loop"], out["batch"], strict=True))
+            tb, tl = statistics.median(times["batch"]), statistics.median(times["loop"])
+            rows.append([s, f"{name} {device or 'cpu'}", seeds, tl, tb, tl / tb, diff])
+    return table(["d = N = n", "backend", "seeds", "loop of run_once (s)", "run_batch (s)",
+                  "speed-up", "max rel. diff"], rows)
+
+
 CASES = {"bare": bench_bare, "naive": bench_naive, "memory": bench_memory,
-         "scaling": bench_scaling, "dask": bench_dask, "large": bench_large}
+         "scaling": bench_scaling, "dask": bench_dask, "large": bench_large,
+         "batched": bench_batched}
 
 
 def main() -> None:
