@@ -12,10 +12,12 @@ exactly as :func:`~twolayer.pipeline.run_once` does (a
 ``run_once(config, seeds[i])`` up to the rounding of batched BLAS (~1e-12 relative in float64).
 Measurements then run per seed on the members, with the unbatched code.
 
-What is batched: the protocols ``giant_steps`` and ``none`` (random features), every readout
-and baseline, the test and training errors. Not batched (:func:`batch_unsupported` says why):
-``gd`` and ``stages`` (per-step minibatch orders, Langevin noise and monitored measurements
-would each need a stacked variant; run them per seed).
+What is batched: the training of the protocols ``giant_steps`` and ``none`` (random
+features); every readout and baseline; the test and training errors. The other protocols
+(``gd``, ``stages``, ``spiked``) train seed by seed inside the batch with their unbatched code
+-- per-step minibatch orders, Langevin noise, divergence checks and monitored measurements
+would each need a stacked variant -- and their trained students are then stacked for the
+batched readout and errors.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.backend import Backend, StreamStack
+from twolayer.backend import Backend, StreamStack, namespace_of
 from twolayer.config import GiantStepsConfig, NoTrainConfig, RunConfig
 from twolayer.pipeline import (
     RunResult,
@@ -43,18 +45,8 @@ from twolayer.teachers import TeacherStack
 from twolayer.train.schedule import DivergenceError
 from twolayer.train.steps import TrainResult
 
-#: Training protocols whose seeds can run as one stacked computation.
+#: Training protocols that train a stack of students at once (the others train seed by seed).
 BATCHED_PROTOCOLS = (GiantStepsConfig, NoTrainConfig)
-
-
-def batch_unsupported(config: RunConfig) -> str | None:
-    """Why the seeds of ``config`` cannot run batched, or None when they can."""
-    if not isinstance(config.train, BATCHED_PROTOCOLS):
-        return (
-            f"train.protocol {config.train.protocol!r} is not batched over seeds (only "
-            "giant_steps and none are); its seeds run one by one"
-        )
-    return None
 
 
 def _select(value: Any, index: Any) -> Any:
@@ -82,6 +74,59 @@ def _select_train(trained: TrainResult, index: int | list[int]) -> TrainResult:
     return TrainResult(student, rows, batches, info)
 
 
+def _stack_train(results: list[TrainResult]) -> TrainResult:
+    """One stacked TrainResult from the results of members trained one by one (one config, so
+    equal trajectory lengths, keys and batches; anything else raises ValueError)."""
+    student = TwoLayer.stack([r.student for r in results])
+    if len({len(r.trajectory) for r in results}) != 1:
+        raise ValueError("members of one config recorded trajectories of different lengths")
+    rows = []
+    for member_rows in zip(*(r.trajectory for r in results), strict=True):
+        if len({tuple(row) for row in member_rows}) != 1:
+            raise ValueError("members of one config recorded different trajectory columns")
+        rows.append({k: np.array([row[k] for row in member_rows]) for k in member_rows[0]})
+    if len({tuple(r.batches) for r in results}) != 1:
+        raise ValueError("members of one config kept different training batches")
+    batches = {}
+    for k in results[0].batches:
+        xp = namespace_of(results[0].batches[k][0])
+        batches[k] = (
+            xp.stack([r.batches[k][0] for r in results]),
+            xp.stack([r.batches[k][1] for r in results]),
+        )
+    return TrainResult(student, rows, batches, {})
+
+
+def _train(
+    config: RunConfig,
+    teacher: TeacherStack,
+    student0: TwoLayer,
+    streams: StreamStack,
+    backend: Backend,
+) -> tuple[list[int], TrainResult | None, dict[int, DivergenceError]]:
+    """Train the stack: at once for the batched protocols, else member by member.
+
+    Returns the members that did not diverge, their stacked TrainResult (None if none is
+    left) and the DivergenceError of each diverged member.
+    """
+    size = len(streams)
+    if isinstance(config.train, BATCHED_PROTOCOLS):
+        trained = train_student(config, teacher, student0, streams, backend)
+        diverged: dict[int, DivergenceError] = dict(trained.info.get("diverged", {}))
+        alive = [i for i in range(size) if i not in diverged]
+        if diverged and alive:
+            trained = _select_train(trained, alive)
+        return alive, (trained if alive else None), diverged
+    results, alive, diverged = [], [], {}
+    for i, member in enumerate(student0.unstack()):
+        try:
+            results.append(train_student(config, teacher[i], member, streams[i], backend))
+            alive.append(i)
+        except DivergenceError as exc:
+            diverged[i] = exc
+    return alive, (_stack_train(results) if results else None), diverged
+
+
 def run_batch(
     config: RunConfig,
     seeds: Sequence[int],
@@ -94,7 +139,8 @@ def run_batch(
     Parameters
     ----------
     config : RunConfig
-        Its protocol must be batched (see :func:`batch_unsupported`).
+        Any protocol: ``giant_steps`` and ``none`` train the stack at once, the others seed by
+        seed (see the module docstring); the readout and errors are batched in every case.
     seeds : sequence of S distinct non-negative ints
     cache : StageCache, optional
         Shares the stacked teacher and trained students with other batches of the same seeds
@@ -114,11 +160,8 @@ def run_batch(
     Raises
     ------
     ValueError
-        If the protocol is not batched, or the seeds are empty, repeated or negative.
+        If the seeds are empty, repeated or negative.
     """
-    reason = batch_unsupported(config)
-    if reason is not None:
-        raise ValueError(reason)
     seeds = tuple(int(s) for s in seeds)
     if any(s < 0 for s in seeds):
         raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
@@ -128,31 +171,26 @@ def run_batch(
     size = len(seeds)
     timer = time.perf_counter()
 
-    def trained() -> tuple[TeacherStack, TwoLayer, TrainResult]:
+    def trained() -> tuple[Any, ...]:
         teacher = TeacherStack([build_teacher(config, streams[i]) for i in range(size)])
         student0 = TwoLayer.stack([build_student(config, streams[i], backend) for i in range(size)])
-        return teacher, student0, train_student(config, teacher, student0, streams, backend)
+        alive, trained_stack, diverged = _train(config, teacher, student0, streams, backend)
+        return teacher, student0, alive, trained_stack, diverged
 
     key = (
         "train-batch",
         seeds,
         _section_key(config.teacher, config.student, config.train, config.backend),
     )
-    teacher, student0, trained_stack = cache.get_or_compute(key, trained)
+    teacher, student0, alive, trained_stack, diverged = cache.get_or_compute(key, trained)
     train_s = (time.perf_counter() - timer) / size
 
-    outcomes: list[Any] = [None] * size
-    diverged: dict[int, DivergenceError] = trained_stack.info.get("diverged", {})
-    for i, exc in diverged.items():
-        outcomes[i] = exc
-    alive = [i for i in range(size) if i not in diverged]
-    if alive and diverged:
-        # the diverged members' NaNs would fail the batched eigh of everyone: drop them
-        teacher = TeacherStack([teacher[i] for i in alive])
-        streams = StreamStack(tuple(seeds[i] for i in alive))
-        student0 = student0.replace(W=student0.W[alive], a=student0.a[alive])
-        trained_stack = _select_train(trained_stack, alive)
+    outcomes: list[Any] = [diverged.get(i) for i in range(size)]
     if alive:
+        if len(alive) < size:  # the diverged members are left out of the readout
+            teacher = TeacherStack([teacher[i] for i in alive])
+            streams = StreamStack(tuple(seeds[i] for i in alive))
+            student0 = student0.replace(W=student0.W[alive], a=student0.a[alive])
         evaluation = evaluate_student(config, teacher, streams, backend, student0, trained_stack)
         share = {k: v / len(alive) for k, v in evaluation.timings.items()}
         students0 = student0.unstack()

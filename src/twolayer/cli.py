@@ -144,8 +144,8 @@ class _RichProgress:
 @click.option(
     "--batch-seeds/--no-batch-seeds",
     default=None,
-    help="Run the seeds of each sweep point as one batched computation (giant_steps and none "
-    "protocols; default: the spec's executor.batch_seeds).",
+    help="Run the seeds of each sweep point as one batched computation (default: the spec's "
+    "executor.batch_seeds).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no result table.")
 @click.option(

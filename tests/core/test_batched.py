@@ -13,7 +13,6 @@ import pytest
 from twolayer import RunConfig, TwoLayer, run_batch, run_once
 from twolayer.activations import get_activation
 from twolayer.backend import RunStreams, StreamStack, matvec, mT
-from twolayer.batched import batch_unsupported
 from twolayer.losses import get_loss
 from twolayer.pipeline import StageCache
 from twolayer.student import init_student
@@ -52,7 +51,51 @@ RANDOM_FEATURES = dict(
     readout=dict(n=30, lambdas=[0.0, 1e-2]),  # n < N: the n x n Gram branch
     evaluate=dict(n_test=1200),
 )
-SPECS = {"one_step": ONE_STEP, "xor": XOR, "random_features": RANDOM_FEATURES}
+# protocols trained seed by seed inside the batch (readout and errors batched)
+GD = dict(
+    teacher=dict(name="xor", d=12, mu_norm=3.0, label_noise=0.1),
+    student=dict(N=16, activation="relu"),
+    train=dict(
+        protocol="gd",
+        n=40,
+        loss="logistic",
+        steps=12,
+        eta=0.5,
+        batch_size=16,
+        train="W",
+        temperature=1e-4,
+        monitor=["test_loss", "test_err01"],
+        monitor_n=100,
+        record_every=4,
+    ),
+    readout=dict(n=40, lambdas=[1e-3]),
+    evaluate=dict(n_test=800),
+)
+STAGES = dict(
+    teacher=dict(name="single_index", d=10, link="tanh"),
+    student=dict(N=12, activation="tanh"),
+    train=dict(
+        protocol="stages",
+        n=30,
+        stages=[dict(steps=4, eta=0.2), dict(steps=3, eta=0.1, weight_decay={"W": 0.1})],
+    ),
+    evaluate=dict(n_test=500),
+)
+SPIKED = dict(
+    teacher=dict(name="single_index", d=20, link="tanh"),
+    student=dict(N=25, activation="tanh", w_init="sphere", a_init="constant", a_scale=0.2),
+    train=dict(protocol="spiked", r=1.5, c_w=1.2, gamma=0.4),
+    readout=dict(n=50, lambdas=[0.1], penalty="sum"),
+    evaluate=dict(n_test=600),
+)
+SPECS = {
+    "one_step": ONE_STEP,
+    "xor": XOR,
+    "random_features": RANDOM_FEATURES,
+    "gd": GD,
+    "stages": STAGES,
+    "spiked": SPIKED,
+}
 SEEDS = [5, 0, 2]
 
 
@@ -198,6 +241,35 @@ def test_run_batch_keeps_the_other_seeds_when_one_diverges(monkeypatch):
         run_batch(config, SEEDS)
 
 
+def test_a_gd_member_that_diverges_is_reported_and_the_others_kept():
+    """GD trains seed by seed inside the batch: find a step size at which some seeds of a tiny
+    problem diverge and others do not, then compare every member with run_once."""
+    spec = dict(
+        teacher=dict(name="single_index", d=4, link="tanh"),
+        student=dict(N=3, activation="relu"),
+        train=dict(protocol="gd", n=6, steps=40, eta=0.0),
+        readout=dict(n=10, lambdas=[1e-2]),
+        evaluate=dict(n_test=100),
+    )
+    seeds = list(range(6))
+    for c in (3.0, 6.0, 12.0, 25.0, 50.0):
+        spec["train"]["eta"] = c
+        config = RunConfig.model_validate(spec)
+        outcomes = run_batch(config, seeds, return_exceptions=True)
+        kinds = {isinstance(o, DivergenceError) for o in outcomes}
+        if kinds == {True, False}:
+            break
+    else:
+        pytest.skip("no step size splits these seeds into diverging and finishing ones")
+    for seed, outcome in zip(seeds, outcomes, strict=True):
+        if isinstance(outcome, DivergenceError):
+            with pytest.raises(DivergenceError) as alone:
+                run_once(config, seed)
+            assert alone.value.step == outcome.step
+        else:
+            _assert_same(outcome, run_once(config, seed))
+
+
 def test_validation_errors():
     act = get_activation("relu")
     with pytest.raises(ValueError, match=r"a must have shape \(S, N\)"):
@@ -218,10 +290,7 @@ def test_validation_errors():
         )
     with pytest.raises(ValueError, match="distinct"):
         StreamStack((1, 1))
-    gd = RunConfig.model_validate({**ONE_STEP, "train": {"protocol": "gd", "n": 20, "steps": 2}})
-    assert "gd" in batch_unsupported(gd)
-    assert batch_unsupported(RunConfig.model_validate(ONE_STEP)) is None
-    with pytest.raises(ValueError, match="not batched"):
-        run_batch(gd, [0, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        run_batch(RunConfig.model_validate(ONE_STEP), [1, 1])
     with pytest.raises(ValueError, match="non-negative"):
         run_batch(RunConfig.model_validate(ONE_STEP), [0, -1])

@@ -1,7 +1,7 @@
 """Batched seeds in the engine (executor.batch_seeds): a sweep stores the same rows as without
 batching (metrics to rtol 1e-10: batched BLAS rounds differently), failures, divergences and
-resumes are per run, unsupported protocols run seed by seed, and a batch that fails as a whole
-falls back to single runs."""
+resumes are per run, protocols without a stacked training (gd) train seed by seed inside the
+batch, and a batch that fails as a whole falls back to single runs."""
 
 from __future__ import annotations
 
@@ -115,14 +115,14 @@ def test_resume_runs_only_the_missing_seeds_batched(tmp_path, tiny):
     _assert_same_store(path, tmp_path / "plain.sqlite")
 
 
-def test_unbatched_protocols_run_seed_by_seed(tmp_path, tiny):
-    tiny["seeds"] = 2
+def test_gd_trains_seed_by_seed_inside_the_batch(tmp_path, tiny):
+    tiny["seeds"] = 3
     tiny["train"] = {"protocol": "gd", "n": 32, "steps": 5, "eta": 0.5}
+    tiny["sweep"] = {"train.eta.c": [0.5, 1.0e6]}  # 1e6 diverges
+    plain = run_spec(tiny, store=tmp_path / "plain.sqlite", executor="serial")
     result = run_spec(tiny, store=tmp_path / "b.sqlite", executor="serial", batch_seeds=True)
-    assert result.counts() == {"done": 2}
-    run_spec(tiny, store=tmp_path / "plain.sqlite", executor="serial")
-    rows, plain = _rows(tmp_path / "b.sqlite"), _rows(tmp_path / "plain.sqlite")
-    assert rows == plain  # the very same code ran: equal to the last bit
+    assert plain.counts() == result.counts() == {"done": 3, "diverged": 3}
+    _assert_same_store(tmp_path / "b.sqlite", tmp_path / "plain.sqlite")
 
 
 def test_a_batch_that_fails_as_a_whole_falls_back_to_single_runs(tmp_path, tiny, monkeypatch):

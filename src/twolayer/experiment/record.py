@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from twolayer.batched import batch_unsupported, run_batch
+from twolayer.batched import run_batch
 from twolayer.config import RunConfig
 from twolayer.experiment.spec import canonical_json
 from twolayer.pipeline import StageCache, run_once
@@ -171,21 +171,11 @@ def execute_batch(items: list[WorkItem], cache: StageCache | None = None) -> lis
 
 
 def seed_batches(items: list[WorkItem]) -> list[list[WorkItem]]:
-    """Split items into batches of one config (distinct seeds), in order of first appearance.
-
-    A batch whose protocol is not batched (:func:`twolayer.batched.batch_unsupported`) is
-    split into single items.
-    """
+    """Split items into batches of one config (distinct seeds), in order of first appearance."""
     by_config: dict[str, list[WorkItem]] = {}
     for item in items:
         by_config.setdefault(canonical_json(item[1]), []).append(item)
-    out: list[list[WorkItem]] = []
-    for batch in by_config.values():
-        if batch_unsupported(batch[0][1]) is None:
-            out.append(batch)
-        else:
-            out += [[item] for item in batch]
-    return out
+    return list(by_config.values())
 
 
 def execute_units(

@@ -181,7 +181,7 @@ def run_spec(
         The resolved runs, if already computed.
     batch_seeds : bool, optional
         Overrides ``executor.batch_seeds``: run the seeds of each sweep point as one batched
-        computation where the protocol allows (the stored results are the same to rounding).
+        computation (the stored results are the same to rounding).
 
     Returns
     -------

@@ -74,8 +74,9 @@ class ExecutorConfig(_Model):
     )
     batch_seeds: bool = Field(
         False,
-        description="run the seeds of each sweep point as one batched computation (protocols "
-        "giant_steps and none; others run seed by seed); same numbers to rounding",
+        description="run the seeds of each sweep point as one batched computation (training "
+        "batched for giant_steps and none, seed by seed for the other protocols; readout and "
+        "errors always batched); same numbers to rounding",
     )
 
     @model_validator(mode="after")
