@@ -77,15 +77,19 @@ def claims(data: RecipeData) -> list[Claim]:
             "0 (relative error)",
         )
     )
+    # Seed means on both sides: the floor varies ~3x between seeds (0.030-0.103 at d = 600, from
+    # the probe's sampling noise) and each seed's distances follow its floor, so the largest
+    # single run against the mean floor would compare a maximum with a mean.
     floor = float(done["function_space.dist_floor"].mean())
+    by_c = large.groupby(ETA)["function_space.dist_spiked"].mean()
     out.append(
         claim_less(
             "spiked-gaussian-distance",
             "relative distance between the trained CK and the spiked-Gaussian surrogate kernel "
             "on the target's harmonics He_1..He_3 stays below the finite-width floor (distance "
             "between the CK at init, whose weights ARE Gaussian, and its Gaussian surrogate); "
-            f"largest over runs with c >= {LARGE:g}",
-            float(large["function_space.dist_spiked"].max()),
+            f"mean over seeds at each c >= {LARGE:g}, largest over c, against the seed-mean floor",
+            float(by_c.max()),
             floor,
             f"floor {floor:.3g}",
         )
