@@ -42,17 +42,27 @@ from twolayer.activations import get_activation
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
+    return timed(fn, repeats)[0]
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall time of ``repeats`` calls and the first call's result (so that a case whose
+    output is checked need not run once more untimed)."""
+    times, first = [], None
+    for i in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        if i == 0:
+            first = out
+    return statistics.median(times), first
 
 
 def one_step_config(d: int, N: int, n: int, n_test: int, lambdas: list[float],
-                    n_readout: int | None = None) -> RunConfig:
+                    n_readout: int | None = None,
+                    measure: list[dict[str, Any]] | None = None) -> RunConfig:
     return RunConfig.model_validate({
+        "measure": measure or [],
         "teacher": {"name": "single_index", "d": d, "link": "tanh", "noise": 0.1},
         "student": {"N": N, "activation": "relu", "a_scale": 1 / math.sqrt(N)},
         "train": {"protocol": "giant_steps", "n": n,
@@ -156,10 +166,9 @@ def bench_naive(size: int, repeats: int) -> str:
         return {(seed, m, lam): naive_one_step_point(d, N, n, m, lam, seed, n_test)
                 for seed in seeds for m in readouts for lam in lambdas}
 
-    a, b = ours(), naive()
+    t_ours, a = timed(ours, repeats)
+    t_naive, b = timed(naive, repeats)
     worst = max(abs(a[k] - b[k]) / b[k] for k in a)
-    t_ours = median_time(ours, repeats)
-    t_naive = median_time(naive, repeats)
     single = one_step_config(d, N, n, n_test, [1e-3])
     t_one = median_time(lambda: run_once(single, 0), repeats)
     t_one_naive = median_time(lambda: naive_one_step_point(d, N, n, n, 1e-3, 0, n_test), repeats)
@@ -227,14 +236,24 @@ def bench_dask(size: int, repeats: int) -> str:
 
 
 def bench_large(size: int, repeats: int) -> str:
+    """d = N = n = 8000 in float64 with the outliers and the top-3 overlaps of W_1 (Lanczos: only
+    the top singular triplets are computed). Run this case alone: the peak resident memory is the
+    process's (ru_maxrss)."""
+    import resource
+
     s = 8000
-    cfg = one_step_config(s, s, s, 8192, [1e-4, 1e-3, 1e-2])
+    cfg = one_step_config(s, s, s, 8192, [1e-4, 1e-3, 1e-2],
+                          measure=[{"name": "outliers", "features_outliers": False},
+                                   {"name": "overlaps", "top_k": 3}])
     t0 = time.perf_counter()
     r = run_once(cfg, 0)
     elapsed = time.perf_counter() - t0
-    return table(["d = N = n", "n_test", "wall time (s)", "stages (s)", "readout test MSE"],
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    return table(["d = N = n", "n_test", "wall time (s)", "stages (s)", "peak RSS (GiB)",
+                  "readout test MSE", "outliers of W_1", "top overlap"],
                  [[s, 8192, elapsed, ", ".join(f"{k} {v:.0f}" for k, v in r.timings.items()),
-                   r.scalars["readout.test_mse"]]])
+                   peak_gib, r.scalars["readout.test_mse"], r.scalars["outliers.W_count"],
+                   r.scalars["overlaps.W_top_overlap"]]])
 
 
 def bench_batched(size: int, repeats: int, seeds: int = 8) -> str:
