@@ -23,6 +23,7 @@ _MODULES = (
     "mean_field_langevin",
     "generalization_vs_n",
     "function_space",
+    "spiked_random_features",
 )
 
 for _module in _MODULES:
