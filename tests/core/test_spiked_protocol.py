@@ -176,3 +176,15 @@ def test_derivation_needs_a_single_index_teacher():
     spec["teacher"] = {"name": "multi_index", "d": 40, "k": 2}
     with pytest.raises(ValueError, match="single-index teacher"):
         run_once(RunConfig.model_validate(spec), 0)
+
+
+@pytest.mark.torch
+def test_torch_backend_builds_the_same_model():
+    # v is drawn by NumPy and moved to the backend, so float64 torch gives the numbers of NumPy
+    pytest.importorskip("torch")
+    spec = _spec({"r": 1.2, "c_w": 1.1, "gamma": 0.7})
+    a = run_once(RunConfig.model_validate(spec), 0)
+    b = run_once(RunConfig.model_validate({**spec, "backend": {"name": "torch",
+                                                               "dtype": "float64"}}), 0)
+    np.testing.assert_allclose(b.student.W.cpu().numpy(), np.asarray(a.student.W), rtol=1e-12)
+    assert b.scalars["readout.test_mse"] == pytest.approx(a.scalars["readout.test_mse"], rel=1e-9)
