@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import time
@@ -268,6 +269,7 @@ def bench_batched(size: int, repeats: int, seeds: int = 8) -> str:
     except ImportError:
         backends = backends[:1]
     seed_list = list(range(seeds))
+    load_before = os.getloadavg()[0]
     rows = []
     for s in (size // 5, size):
         base = one_step_config(s, s, s, 2 * s, [1e-4, 1e-3, 1e-2]).model_dump()
@@ -290,7 +292,9 @@ def bench_batched(size: int, repeats: int, seeds: int = 8) -> str:
             tb, tl = statistics.median(times["batch"]), statistics.median(times["loop"])
             rows.append([s, f"{name} {device or 'cpu'}", seeds, tl, tb, tl / tb, diff])
     return table(["d = N = n", "backend", "seeds", "loop of run_once (s)", "run_batch (s)",
-                  "speed-up", "max rel. diff"], rows)
+                  "speed-up", "max rel. diff"], rows) + (
+        f"\n\nload average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}"
+    )
 
 
 CASES = {"bare": bench_bare, "naive": bench_naive, "memory": bench_memory,
