@@ -103,6 +103,41 @@ class Activation:
             kinks=self.kinks,
         )
 
+    def affine(self, *, scale: float = 1.0, shift: float = 0.0) -> Activation:
+        """z -> sigma(scale * z + shift), e.g. relu(z - 1) with ``shift = -1``.
+
+        The kinks move to (kink - shift) / scale, so quadrature stays split where sigma bends.
+        """
+        scale, shift = float(scale), float(shift)
+        if not math.isfinite(scale) or scale == 0.0 or not math.isfinite(shift):
+            raise ValueError(
+                f"affine input map: scale must be finite and non-zero and shift finite, got "
+                f"scale={scale}, shift={shift}"
+            )
+        if scale == 1.0 and shift == 0.0:
+            return self
+        base_fn, base_der = self.fn, self.derivative
+        return Activation(
+            name=f"{self.name}({scale:g}z{shift:+g})",
+            fn=lambda z: base_fn(scale * z + shift),
+            derivative=lambda z: scale * base_der(scale * z + shift),
+            kinks=tuple(sorted((k - shift) / scale for k in self.kinks)),
+        )
+
+    def normalized(self) -> Activation:
+        """sigma / sqrt(E[sigma(z)^2]): unit second moment (unit variance once centred)."""
+        norm2 = self.constants.norm2
+        if not norm2 > 0.0:
+            raise ValueError(f"cannot normalise {self.name}: E[sigma(z)^2] = {norm2}")
+        s = 1.0 / math.sqrt(norm2)
+        base_fn, base_der = self.fn, self.derivative
+        return Activation(
+            name=f"{self.name}[unit]",
+            fn=lambda z: s * base_fn(z),
+            derivative=lambda z: s * base_der(z),
+            kinks=self.kinks,
+        )
+
     def __repr__(self) -> str:
         return f"Activation({self.name})"
 
@@ -328,19 +363,33 @@ def _hermite_poly(coefficients: Sequence[float] = (0.0, 1.0)) -> Activation:
 
 
 def get_activation(
-    name: str | Activation, *, center: bool = False, remove_linear: bool = False, **options: Any
+    name: str | Activation,
+    *,
+    scale: float = 1.0,
+    shift: float = 0.0,
+    center: bool = False,
+    remove_linear: bool = False,
+    normalize: bool = False,
+    **options: Any,
 ) -> Activation:
     """Build a registered activation.
+
+    The transformations apply in this order: z -> sigma(scale z + shift), then centring and
+    removal of the linear part (with the constants of the shifted function), then normalisation.
 
     Parameters
     ----------
     name : str
         One of ``ACTIVATIONS.names()``: relu, leaky_relu(slope), tanh, erf, sigmoid, softplus,
         gelu, quadratic, linear, hermite(k) (= He_k / sqrt(k!)), hermite_poly(coefficients).
+    scale, shift : float
+        Input map: sigma(scale * z + shift) (e.g. ``shift=-1`` for relu(z - 1)).
     center : bool
         Subtract mu_0 = E[sigma(z)].
     remove_linear : bool
         Subtract the linear part mu_1 z.
+    normalize : bool
+        Divide by sqrt(E[sigma(z)^2]) (after the steps above), so that E[sigma(z)^2] = 1.
     **options
         Options of the activation (``slope``, ``k``, ``coefficients``).
     """
@@ -352,4 +401,5 @@ def get_activation(
             act = factory(**options)
         except TypeError as exc:
             raise ValueError(f"activation {name!r}: bad options {options}: {exc}") from None
-    return act.shifted(center=center, remove_linear=remove_linear)
+    act = act.affine(scale=scale, shift=shift).shifted(center=center, remove_linear=remove_linear)
+    return act.normalized() if normalize else act

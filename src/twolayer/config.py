@@ -60,8 +60,11 @@ class ActivationConfig(_Model):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str = Field("relu", description="registered activation name")
+    scale: float = Field(1.0, description="input map sigma(scale * z + shift): the scale")
+    shift: float = Field(0.0, description="input map sigma(scale * z + shift): the shift")
     center: bool = Field(False, description="subtract mu_0 = E[sigma(z)]")
     remove_linear: bool = Field(False, description="subtract the linear part mu_1 z")
+    normalize: bool = Field(False, description="divide by sqrt(E[sigma(z)^2]) (applied last)")
 
     @model_validator(mode="before")
     @classmethod
@@ -82,7 +85,13 @@ class ActivationConfig(_Model):
 
     def build(self) -> Activation:
         return get_activation(
-            self.name, center=self.center, remove_linear=self.remove_linear, **self.options
+            self.name,
+            scale=self.scale,
+            shift=self.shift,
+            center=self.center,
+            remove_linear=self.remove_linear,
+            normalize=self.normalize,
+            **self.options,
         )
 
 

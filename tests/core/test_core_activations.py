@@ -114,3 +114,44 @@ def test_hermite_basis_recurrence_matches_numpy():
 def test_unknown_activation_says_did_you_mean():
     with pytest.raises(UnknownNameError, match="did you mean 'relu'"):
         get_activation("rleu")
+
+
+def test_shifted_relu_closed_forms():
+    # relu(z - t): E = phi(t) - t Q(t), E[z relu(z - t)] = Q(t) (Stein: E[1{z > t}]),
+    # E[relu(z - t)^2] = (1 + t^2) Q(t) - t phi(t), with Q the standard normal tail
+    from scipy.stats import norm
+
+    for t in (-0.5, 1.0, 2.0):
+        c = get_activation("relu", shift=-t).constants
+        Q, phi = norm.sf(t), norm.pdf(t)
+        assert c.mu0 == pytest.approx(phi - t * Q, abs=1e-12)
+        assert c.mu1 == pytest.approx(Q, abs=1e-12)
+        assert c.norm2 == pytest.approx((1 + t * t) * Q - t * phi, abs=1e-12)
+
+
+def test_affine_map_scales_derivative_and_moves_kinks():
+    act = get_activation("relu", scale=2.0, shift=-1.0)
+    assert act.kinks == (0.5,)
+    z = np.array([-1.0, 0.4, 0.6, 3.0])
+    np.testing.assert_allclose(act(z), np.maximum(2 * z - 1, 0))
+    np.testing.assert_allclose(act.derivative(z), 2.0 * (2 * z - 1 > 0))
+    # Stein's identity E[z sigma(z)] = E[sigma'(z)] still holds after the map
+    assert act.constants.mu1 == pytest.approx(
+        gaussian_expectation(act.derivative, act.kinks), abs=1e-10
+    )
+    with pytest.raises(ValueError, match="non-zero"):
+        get_activation("tanh", scale=0.0)
+
+
+def test_normalize_gives_unit_second_moment_after_centring():
+    act = get_activation("relu", shift=-1.0, center=True, remove_linear=True, normalize=True)
+    mu = act.hermite(4)
+    assert abs(mu[0]) < 1e-12 and abs(mu[1]) < 1e-12  # information exponent 2
+    assert act.constants.norm2 == pytest.approx(1.0, abs=1e-12)
+    # Parseval: the orthonormal Hermite coefficients carry the whole unit norm; a kink makes
+    # them decay like k^(-5/4), so the partial sums approach 1 slowly from below
+    partial = [float((act.hermite(k) ** 2).sum()) for k in (20, 40, 80)]
+    assert partial[0] < partial[1] < partial[2] <= 1.0 + 1e-12
+    assert partial[2] == pytest.approx(1.0, abs=1.5e-3)
+    with pytest.raises(ValueError, match="cannot normalise"):
+        get_activation("relu", shift=-1e3, normalize=True)

@@ -165,7 +165,11 @@ def spec_reference() -> str:
     out += ["Keys of `teacher` besides `name` and `d`, by teacher:", ""]
     out += _options("teacher", TEACHERS, ("d", "rng", "self"))
     out += ["", "## Activation options", ""]
-    out += ["Keys of an activation besides `name`, `center` and `remove_linear`:", ""]
+    out += [
+        "Keys of an activation besides `name`, `scale`, `shift`, `center`, `remove_linear` and "
+        "`normalize` (also for a teacher's `link`):",
+        "",
+    ]
     out += _options("activation", ACTIVATIONS, ())
     out += [
         "",

@@ -1,0 +1,119 @@
+"""What the last giant steps added: singular values of W_K - W_k and their overlaps with the target.
+
+The two-step analysis at linear width asks which directions the *second* step learns. Its update
+W_2 - W_1 is not W - W_0 (which also holds the first step's spike), and W_1 is not kept by the
+protocol (at large sizes it is one more N x d matrix per step). This measurement rebuilds W_k by
+replaying the first k steps with :func:`twolayer.train.giant_steps` on the run's own W_0 and
+random streams — the code and the batches of the protocol, so W_k is the protocol's own — and
+takes the top singular triplets of W_K - W_k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twolayer.losses import get_loss
+from twolayer.measure._common import teacher_directions
+from twolayer.measure._linalg import as_float64, top_singular_triplets
+from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.train.steps import giant_steps
+
+
+def _giant_steps_section(ctx: MeasureContext) -> Any:
+    train = getattr(ctx.config, "train", None)
+    if train is None or getattr(train, "protocol", None) != "giant_steps":
+        got = getattr(train, "protocol", None)
+        raise ValueError(f"step_update: needs train.protocol 'giant_steps', got {got!r}")
+    return train
+
+
+def replay_giant_steps(ctx: MeasureContext, k: int) -> Any:
+    """The student after the first ``k`` steps of the run's ``giant_steps`` protocol.
+
+    Parameters
+    ----------
+    ctx : MeasureContext
+        Needs ``config`` (the run's resolved configuration) with ``train.protocol`` giant_steps.
+    k : int
+        Number of steps to replay, 0 <= k <= len(train.steps) (0 gives the initial student).
+
+    Returns
+    -------
+    TwoLayer
+        Bit-identical to the protocol's student after step k: the same function draws the
+        same batches from the same streams (fresh batch j from stream ("batch", j)).
+    """
+    train = _giant_steps_section(ctx)
+    n_steps = len(train.steps)
+    if not 0 <= k <= n_steps:
+        raise ValueError(f"step_update: from_step must be in 0..{n_steps}, got {k}")
+    if k == 0:
+        return ctx.student_init
+    result = giant_steps(
+        ctx.student_init,
+        ctx.teacher,
+        ctx.streams,
+        [s.build() for s in train.steps[:k]],
+        n=train.n,
+        loss=get_loss(train.loss),
+        backend=ctx.backend,
+    )
+    return result.student
+
+
+@register_measurement("step_update")
+def step_update(
+    ctx: MeasureContext, from_step: int | None = None, top_k: int = 3, method: str = "auto"
+) -> dict[str, Any]:
+    """Top singular triplets of the update of the last steps, W_K - W_k, against the target.
+
+    For a run of K giant steps, M = W_K - W_k (shape (N, d)) is what steps k+1..K added
+    (``from_step`` = k; default K - 1: the last step alone). With s_1 >= s_2 >= ... its singular
+    values and v_j its right singular vectors (unit vectors of R^d), and B the teacher
+    directions (orthonormal rows, (r, d)):
+
+    Parameters
+    ----------
+    from_step : int, optional
+        k, the number of steps before the update measured (default K - 1).
+    top_k : int
+        Number of singular triplets reported (>= 1).
+    method : {"auto", "direct", "lanczos", "gram"}
+        How the top singular vectors are computed (``_linalg.top_singular_triplets``).
+
+    Returns
+    -------
+    dict
+        ``values`` (top_k,) s_j; ``projection`` (top_k,) ||B v_j||^2 (sign-free; ~r/d for a
+        random direction); ``max_projection`` scalar, the largest of them; ``argmax`` scalar,
+        its index j (1-based); ``subspace_projection`` scalar ||P_V B^T||_F^2 / r, the part of
+        the teacher span inside span{v_1..v_top_k} (~top_k/d at random; robust when the
+        target's direction is shared between nearby singular vectors); ``bulk_ratio`` (top_k,)
+        s_j / s_{top_k + 1}, how far each value stands out of the rest of the update's
+        spectrum; ``norm_frobenius`` scalar ||M||_F.
+    """
+    k_top = int(top_k)
+    if k_top < 1:
+        raise ValueError(f"step_update: top_k must be >= 1, got {top_k}")
+    n_steps = len(_giant_steps_section(ctx).steps)
+    k = n_steps - 1 if from_step is None else int(from_step)
+    if k == n_steps:
+        raise ValueError(f"step_update: from_step = {k} leaves no step to measure (K = {k})")
+    before = replay_giant_steps(ctx, k)
+    M = as_float64(ctx.student.W) - as_float64(before.W)
+    B = teacher_directions(ctx, "step_update")
+    kk = min(k_top + 1, min(M.shape))
+    _, s, Vt = top_singular_triplets(M, kk, method)
+    proj = ((Vt[:k_top] @ B.T) ** 2).sum(axis=1)
+    rest = s[k_top] if s.shape[0] > k_top else np.nan
+    return {
+        "values": s[:k_top],
+        "projection": proj,
+        "max_projection": float(proj.max()),
+        "argmax": float(int(np.argmax(proj)) + 1),
+        "subspace_projection": float(proj.sum() / B.shape[0]),
+        "bulk_ratio": s[:k_top] / rest,
+        "norm_frobenius": float(np.linalg.norm(M)),
+    }
