@@ -7,7 +7,8 @@
 Cases
 -----
 bare     one giant step + ridge readout + test error: twolayer's wall time against the bare
-         BLAS/LAPACK calls of the same shapes, timed in the same process (goal <= 1.2x).
+         BLAS/LAPACK calls of the same shapes, timed in the same process (goal <= 1.2x), and
+         against those calls plus the Gaussian draws of the same sizes.
 naive    a one-step experiment swept over readout sizes, lambdas and seeds, against a
          straightforward NumPy script written the way papers' code does it (every point from
          scratch, an explicit inverse per lambda, full SVD, the test set materialised);
@@ -102,11 +103,20 @@ def bench_bare(size: int, repeats: int) -> str:
         _ = V @ (V.T @ (F.T @ y))
         _ = np.maximum(Xt @ W.T, 0) @ y[:N]  # test predictions
 
+    def draws() -> None:
+        # the Gaussian numbers any script of this experiment draws: W_0, a, the step's batch,
+        # the readout batch and the test set
+        g = np.random.default_rng(1)
+        for shape in ((N, d), (N,), (n, d), (n, d), (n_test, d)):
+            g.standard_normal(shape)
+
     t_run = median_time(lambda: run_once(cfg, 0), repeats)
     t_bare = median_time(bare, repeats)
+    t_draws = median_time(draws, repeats)
     return table(
-        ["d = N = n", "n_test", "twolayer run (s)", "bare calls (s)", "ratio"],
-        [[size, n_test, t_run, t_bare, t_run / t_bare]],
+        ["d = N = n", "n_test", "twolayer run (s)", "bare calls (s)", "ratio",
+         "Gaussian draws (s)", "ratio to bare calls + draws"],
+        [[size, n_test, t_run, t_bare, t_run / t_bare, t_draws, t_run / (t_bare + t_draws)]],
     )
 
 
@@ -210,6 +220,12 @@ def bench_scaling(size: int, repeats: int) -> str:
 
 
 def bench_dask(size: int, repeats: int) -> str:
+    """8 seeds of one step + ridge readout through run_spec: serial in the driver, then on a
+    LocalCluster (processes) with 1 or 2 workers and 1 or 2 BLAS threads each, so that the
+    gain of a second worker is measured against the same total number of BLAS threads.
+    The cluster's start is not timed; each row is the median over ``repeats`` sweeps."""
+    import tempfile
+
     from dask.distributed import Client, LocalCluster
 
     from twolayer.experiment import run_spec
@@ -222,18 +238,28 @@ def bench_dask(size: int, repeats: int) -> str:
         "readout": {"n": size, "lambdas": [1e-3]},
         "evaluate": {"n_test": size},
     }
-    import tempfile
+
+    def sweep(executor: dict[str, Any]) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run_spec({**spec, "executor": executor}, store=f"{tmp}/s.sqlite")
+            return time.perf_counter() - t0
 
     rows = []
-    for workers in (1, 2):
+    for blas in (1, 2):
+        t = median_time(lambda b=blas: sweep({"kind": "serial", "threads_per_worker": b}),
+                        repeats)
+        rows.append(["serial (no dask)", 1, blas, 8, t, 8 / t])
+    for workers, blas in ((1, 1), (1, 2), (2, 1)):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster, \
-                Client(cluster) as client, tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            run_spec({**spec, "executor": {"kind": "dask", "address": client.scheduler.address}},
-                     store=f"{tmp}/s.sqlite")
-            elapsed = time.perf_counter() - t0
-        rows.append([workers, 8, elapsed, 8 / elapsed])
-    return table(["workers", "runs", "wall time (s)", "runs / s"], rows)
+                Client(cluster) as client:
+            executor = {"kind": "dask", "address": client.scheduler.address,
+                        "threads_per_worker": blas}
+            sweep(executor)  # warm-up: imports and the Hermite constants in each worker
+            t = median_time(lambda e=executor: sweep(e), repeats)
+        rows.append(["dask LocalCluster", workers, blas, 8, t, 8 / t])
+    return table(["executor", "workers", "BLAS threads / worker", "runs", "wall time (s)",
+                  "runs / s"], rows) + f"\n\nload average (1 min) after: {os.getloadavg()[0]:.1f}"
 
 
 def bench_large(size: int, repeats: int) -> str:

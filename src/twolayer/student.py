@@ -132,7 +132,11 @@ class TwoLayer:
 
     def forward(self, X: Any) -> Any:
         """Predictions f(X), shape (n,) (a stack: (S, n))."""
-        return self.scale * matvec(self.features(X), self.a)
+        return self.output(self.features(X))
+
+    def output(self, F: Any) -> Any:
+        """Predictions from already computed features F = sigma(X W^T): scale * F a."""
+        return self.scale * matvec(F, self.a)
 
     __call__ = forward
 

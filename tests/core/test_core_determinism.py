@@ -1,8 +1,11 @@
 """Same seed -> identical numbers; stages draw from independent streams."""
 
 import numpy as np
+import pytest
 
 from twolayer import RunConfig, RunStreams, run_once
+from twolayer.measure.errors import SAMPLE_BLOCK
+from twolayer.train.readout import ridge_path
 
 BASE = dict(
     teacher=dict(name="single_index", d=30, link="tanh", noise=0.1),
@@ -92,3 +95,34 @@ def test_monitored_generalisation_gap_sees_the_training_set():
     # the monitored train loss is the protocol's own train loss on the same data
     assert np.isclose(rows[-1]["generalisation_gap.train_loss"], rows[-1]["train_loss"],
                       rtol=1e-12)
+
+
+def test_test_errors_equal_a_direct_evaluation_on_the_materialised_test_set():
+    # the network, the readout and the random-features baseline share features per test chunk
+    # (computed once): their errors must be those of separate predictions on the whole test set
+    n_test = 2500
+    cfg = RunConfig.model_validate(
+        {**BASE, "readout": {**BASE["readout"], "baselines": ["random_features"]}}
+    )
+    r = run_once(cfg, 2)
+    streams = RunStreams(2)
+    blocks = [
+        r.teacher.sample_numpy(min(SAMPLE_BLOCK, n_test - j * SAMPLE_BLOCK),
+                               streams.generator("test", j))
+        for j in range(-(-n_test // SAMPLE_BLOCK))
+    ]
+    X = np.concatenate([b[0] for b in blocks])
+    y = np.concatenate([b[1] for b in blocks])
+    network = np.mean((r.student.forward(X) - y) ** 2)
+    assert r.scalars["network.test_mse"] == pytest.approx(network, rel=1e-12)
+    F = r.student.scale * r.student.features(X)
+    readout = np.mean((F @ r.readout_coef - y[:, None]) ** 2, 0)
+    np.testing.assert_allclose(r.arrays["readout.test_mse_path"], readout, rtol=1e-12)
+    s0 = r.student_init
+    F0 = s0.scale * s0.features(X)
+    rf = r.arrays["random_features.test_mse_path"]
+    assert rf.shape == readout.shape and not np.allclose(rf, readout)
+    # the baseline's coefficients are not returned: check it against its own ridge fit
+    Xr, yr = r.teacher.sample_numpy(60, streams.generator("readout"))
+    coef0 = ridge_path(s0.scale * s0.features(Xr), yr, np.asarray([1e-3, 1e-1]), "mean")
+    np.testing.assert_allclose(rf, np.mean((F0 @ coef0 - y[:, None]) ** 2, 0), rtol=1e-10)

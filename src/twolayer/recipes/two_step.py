@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from twolayer import plots
-from twolayer.activations import get_activation
+from twolayer.activations import Activation, get_activation
 from twolayer.recipes.base import (
     Claim,
     Recipe,
@@ -45,7 +45,7 @@ LINK_OPTIONS = ("shift", "center", "remove_linear", "normalize")
 IE2, HE2 = "relu", "hermite"
 
 
-def _link(row: pd.Series):
+def _link(row: pd.Series) -> Activation:
     """The teacher's link of one run, with the options the recipe sweeps."""
     options = {}
     for key in LINK_OPTIONS:
@@ -115,11 +115,16 @@ def _table(data: RecipeData) -> pd.DataFrame:
     return frame
 
 
+def _part2(t: pd.DataFrame) -> pd.DataFrame:
+    """The runs of part 2 (the two IE-2 targets), with a column batch = fresh | reused."""
+    part2 = t[t[LINK].isin([IE2, HE2])].copy()
+    part2["batch"] = np.where(part2[BATCH].astype(str) == "fresh", "fresh", "reused")
+    return part2
+
+
 def _update_table(t: pd.DataFrame) -> dict[tuple[str, str], float]:
     """Mean over seeds of step_update.subspace_projection for (target, batch) of part 2."""
-    part2 = t[t[LINK].isin([IE2, HE2])]
-    batch = np.where(part2[BATCH].astype(str) == "fresh", "fresh", "reused")
-    means = part2.groupby([part2[LINK], batch])["step_update.subspace_projection"].mean()
+    means = _part2(t).groupby([LINK, "batch"])["step_update.subspace_projection"].mean()
     return {
         (link, b): float(means.get((link, b), math.nan))
         for link in (IE2, HE2)
@@ -251,8 +256,7 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     ax.legend(fontsize=7)
 
     ax = axes[0][2]
-    part2 = t[t[LINK].isin([IE2, HE2])].copy()
-    part2["batch"] = np.where(part2[BATCH].astype(str) == "fresh", "fresh", "reused")
+    part2 = _part2(t)
     labels = {IE2: "IE2", HE2: "He2"}
     x = 0
     ticks, names = [], []
