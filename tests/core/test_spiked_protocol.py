@@ -1,6 +1,6 @@
 """The ``spiked`` protocol (spiked random features, Cui et al. 2024): the built first layer is
 exactly c_W W_0 + r 1 v^T with a unit v at overlap gamma with the target; r = 0, c_W = 1 gives
-W_0 back; the derivation from (eta_tilde, alpha0) equals the theory module's; the engine's
+W_0 back; the derivation from (eta_tilde, alpha0) follows the closed formulas; the engine's
 giant step in Cui et al.'s convention has the predicted spike; config errors are clear."""
 
 import math
@@ -10,16 +10,15 @@ import pytest
 from pydantic import ValidationError
 
 from twolayer import RunConfig, run_once
-from twolayer.activations import get_activation
+from twolayer.activations import gaussian_expectation, get_activation
 from twolayer.backend import RunStreams
 from twolayer.student import init_student
 from twolayer.teachers import get_teacher
-from twolayer.theory.spiked_rf import spiked_rf_parameters, spiked_rf_parameters_for
+from twolayer.theory.spiked_rf import spiked_rf_parameters_for
 from twolayer.train.spiked import (
     SpikedOptions,
     SpikeParameters,
     spike_direction,
-    spike_parameters_for,
     spiked_features,
 )
 
@@ -91,24 +90,24 @@ def test_orthogonal_part_is_a_fresh_random_direction():
     [("tanh", "tanh", 0.0), ("relu", "tanh", 0.0), ("erf", "relu", 0.3), ("gelu", "sigmoid", 0.0)],
 )
 @pytest.mark.parametrize(("eta_tilde", "alpha0"), [(0.0, 1.0), (1.5, 2.0), (4.0, 0.5)])
-def test_derivation_matches_the_theory_module(activation, link, noise, eta_tilde, alpha0):
+def test_derivation_follows_the_closed_formulas(activation, link, noise, eta_tilde, alpha0):
+    # r = eta mu_1 sqrt(g2/alpha0 + c_1^2), c_W = sqrt(1 + eta^2 g2 s2 / alpha0),
+    # gamma = c_1 / sqrt(g2/alpha0 + c_1^2) with g2 = E[y^2] = E g^2 + noise^2 (the label noise
+    # enters the gradient's data term X^T y / n_0) and s2 = E(sigma' - mu_1)^2 by quadrature
     act, g = get_activation(activation), get_activation(link)
-    ours = spike_parameters_for(eta_tilde, alpha0, act, g, noise)
-    if noise == 0.0:
-        theirs = spiked_rf_parameters_for(eta_tilde, alpha0, act, g)
-    else:  # the label noise enters through E[y^2] = E g^2 + noise^2
-        ref = spiked_rf_parameters_for(1.0, 1.0, act, g)  # only to get s2 the same way
-        s2 = (ref.c_w**2 - 1.0) / g.constants.norm2
-        theirs = spiked_rf_parameters(eta_tilde, alpha0, mu1=act.constants.mu1,
-                                      c1=g.constants.mu1, g2=g.constants.norm2 + noise**2, s2=s2)
-    assert ours.r == pytest.approx(theirs.r, abs=1e-10)
-    assert ours.c_w == pytest.approx(theirs.c_w, abs=1e-10)
-    assert ours.gamma == pytest.approx(theirs.gamma, abs=1e-10)
+    ours = spiked_rf_parameters_for(eta_tilde, alpha0, act, g, noise)
+    mu1, c1 = act.constants.mu1, g.constants.mu1
+    g2 = g.constants.norm2 + noise**2
+    s2 = gaussian_expectation(lambda z: (act.derivative(z) - mu1) ** 2, act.kinks)
+    spread = math.sqrt(g2 / alpha0 + c1**2)
+    assert ours.r == pytest.approx(eta_tilde * mu1 * spread, abs=1e-10)
+    assert ours.c_w == pytest.approx(math.sqrt(1 + eta_tilde**2 * g2 * s2 / alpha0), abs=1e-10)
+    assert ours.gamma == pytest.approx(c1 / spread, abs=1e-10)
 
 
 def test_run_derives_parameters_from_the_teacher_and_the_student():
     result = run_once(RunConfig.model_validate(_spec({"eta_tilde": 2.0, "alpha0": 1.5})), 3)
-    expected = spike_parameters_for(2.0, 1.5, get_activation("tanh"), get_activation("tanh"))
+    expected = spiked_rf_parameters_for(2.0, 1.5, get_activation("tanh"), get_activation("tanh"))
     assert result.scalars["train.final_r"] == pytest.approx(expected.r, abs=1e-12)
     assert result.scalars["train.final_c_w"] == pytest.approx(expected.c_w, abs=1e-12)
     assert result.scalars["train.final_overlap"] == pytest.approx(expected.gamma, abs=1e-12)
@@ -140,7 +139,7 @@ def test_engine_giant_step_in_cui_convention_has_the_predicted_spike():
     result = run_once(RunConfig.model_validate(spec), 0)
     update = np.asarray(result.student.W) - np.asarray(result.student_init.W)
     mean = update.mean(axis=0)
-    pred = spike_parameters_for(eta, alpha0, get_activation("tanh"), get_activation("tanh"))
+    pred = spiked_rf_parameters_for(eta, alpha0, get_activation("tanh"), get_activation("tanh"))
     assert np.linalg.norm(mean) / pred.r == pytest.approx(1.0, abs=0.06)
     assert mean @ result.teacher.beta / np.linalg.norm(mean) == pytest.approx(pred.gamma, abs=0.04)
     spread = np.mean(np.sum((update - mean) ** 2, axis=1))

@@ -11,8 +11,12 @@ import pytest
 
 from twolayer import RunConfig, run_once
 from twolayer.activations import get_activation
-from twolayer.theory.spiked_rf import SpikedRFParameters, spiked_rf_error, spiked_rf_spectrum
-from twolayer.train.spiked import spike_parameters_for
+from twolayer.theory.spiked_rf import (
+    SpikedRFParameters,
+    spiked_rf_error,
+    spiked_rf_parameters_for,
+    spiked_rf_spectrum,
+)
 
 D = N = 80
 N_READOUT = 160
@@ -70,7 +74,7 @@ def test_mean_penalty_is_the_sum_penalty_over_n():
 def test_derived_parameters_are_the_protocols():
     result = run_once(RunConfig.model_validate(
         _spec({"eta_tilde": 1.5, "alpha0": 2.0}, lambdas=[0.1])), 1)
-    expected = spike_parameters_for(1.5, 2.0, get_activation("tanh"), get_activation("tanh"))
+    expected = spiked_rf_parameters_for(1.5, 2.0, get_activation("tanh"), get_activation("tanh"))
     assert result.scalars["spiked_rf_theory.r"] == pytest.approx(expected.r, abs=1e-12)
     assert result.scalars["spiked_rf_theory.c_w"] == pytest.approx(expected.c_w, abs=1e-12)
     assert result.scalars["spiked_rf_theory.gamma"] == pytest.approx(expected.gamma, abs=1e-12)

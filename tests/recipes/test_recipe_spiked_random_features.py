@@ -10,8 +10,7 @@ from twolayer.experiment import load
 from twolayer.recipes import RECIPES
 from twolayer.recipes.base import RecipeData
 from twolayer.recipes.spiked_random_features import dense_theory, parts, run_spectra
-from twolayer.theory.spiked_rf import SpikedRFParameters
-from twolayer.train.spiked import spike_parameters_for
+from twolayer.theory.spiked_rf import SpikedRFParameters, spiked_rf_parameters_for
 
 
 @pytest.mark.parametrize("quick", [False, True])
@@ -23,7 +22,7 @@ def test_r_sweep_uses_the_matching_bulk_scale_and_alignment(quick):
     nets = [t for t in trains if t["protocol"] == "giant_steps"]
     assert derived and sweep and nets
     eta, alpha0 = derived[0]["eta_tilde"], derived[0]["alpha0"]
-    expected = spike_parameters_for(eta, alpha0, get_activation(spec["student"]["activation"]),
+    expected = spiked_rf_parameters_for(eta, alpha0, get_activation(spec["student"]["activation"]),
                                     get_activation(spec["teacher"]["link"]))
     for t in sweep:
         assert t["c_w"] == pytest.approx(expected.c_w, abs=1e-12)

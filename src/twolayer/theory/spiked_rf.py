@@ -79,14 +79,24 @@ ArrayFn = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class SpikedRFParameters:
-    """Spike strength r, bulk scale c_W and alignment gamma (rho = sqrt(1 - gamma^2))."""
+    """Spike strength r, bulk scale c_W > 0 and alignment gamma in [-1, 1] of the sRF (a
+    negative r is the spike along -v: it arises from an activation with mu_1 < 0)."""
 
     r: float
     c_w: float
     gamma: float
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.r):
+            raise ValueError(f"spike strength r must be finite, got {self.r}")
+        if not (math.isfinite(self.c_w) and self.c_w > 0):
+            raise ValueError(f"bulk scale c_w must be finite and > 0, got {self.c_w}")
+        if not -1.0 <= self.gamma <= 1.0:
+            raise ValueError(f"alignment gamma must be in [-1, 1], got {self.gamma}")
+
     @property
     def rho(self) -> float:
+        """sqrt(1 - gamma^2): the weight of the spike direction orthogonal to the target."""
         return math.sqrt(max(0.0, 1.0 - self.gamma**2))
 
 
@@ -98,13 +108,13 @@ def spiked_rf_parameters(
     Parameters
     ----------
     eta_tilde : float
-        Learning rate in their scaling (W_1 = W_0 + eta_tilde p G^T).
+        Learning rate in their scaling (W_1 = W_0 + eta_tilde p G^T), >= 0.
     alpha0 : float
-        n_0 / d for the batch of the step.
+        n_0 / d for the batch of the step, > 0.
     mu1 : float
         Student E[z sigma(z)].
     c1, g2 : float
-        Teacher E[z g(z)] and E g(z)^2.
+        Teacher E[z g(z)] and E[y^2] (= E g(z)^2 without label noise; >= c1^2).
     s2 : float
         E (sigma'(z) - mu1)^2.
 
@@ -116,8 +126,10 @@ def spiked_rf_parameters(
     """
     if not alpha0 > 0:
         raise ValueError(f"alpha0 must be > 0, got {alpha0}")
+    if not eta_tilde >= 0:
+        raise ValueError(f"eta_tilde must be >= 0, got {eta_tilde}")
     if g2 < c1**2 or s2 < 0:
-        raise ValueError("need g2 >= c1^2 and s2 >= 0")
+        raise ValueError(f"need g2 >= c1^2 and s2 >= 0, got g2={g2}, c1={c1}, s2={s2}")
     spread = math.sqrt(g2 / alpha0 + c1**2)
     return SpikedRFParameters(
         r=eta_tilde * mu1 * spread,
@@ -127,16 +139,22 @@ def spiked_rf_parameters(
 
 
 def spiked_rf_parameters_for(
-    eta_tilde: float, alpha0: float, activation: Any, link: Any
+    eta_tilde: float, alpha0: float, activation: Any, link: Any, noise: float = 0.0
 ) -> SpikedRFParameters:
-    """:func:`spiked_rf_parameters` with constants from :mod:`twolayer.activations`."""
+    """:func:`spiked_rf_parameters` with constants from :mod:`twolayer.activations`.
+
+    ``activation`` (the student's sigma) and ``link`` (the teacher's g) are names or
+    Activations; label noise of standard deviation ``noise`` enters through
+    E[y^2] = E g(z)^2 + noise^2 (the gradient's data term X^T y / n_0 has squared norm
+    c_1^2 + E[y^2] d / n_0).
+    """
     from twolayer.activations import gaussian_expectation, get_activation
 
     act, g = get_activation(activation), get_activation(link)
     mu1 = act.constants.mu1
     s2 = gaussian_expectation(lambda z: (act.derivative(z) - mu1) ** 2, act.kinks)
     return spiked_rf_parameters(eta_tilde, alpha0, mu1=mu1, c1=g.constants.mu1,
-                                g2=g.constants.norm2, s2=s2)
+                                g2=g.constants.norm2 + float(noise) ** 2, s2=s2)
 
 
 @dataclass(frozen=True)

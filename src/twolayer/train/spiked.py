@@ -21,8 +21,8 @@ samples:
 with mu_1 = E[z sigma(z)], s2 = E(sigma'(z) - mu_1)^2 of the student and c_1 = E[z g(z)],
 g2 = E[y^2] = E g(z)^2 + noise^2 of the teacher (Cui et al. have no label noise; with noise the
 gradient's data term X^T y / n_0 has squared norm c_1^2 + E[y^2] d / n_0, hence E[y^2]).
-These are the formulas of :func:`twolayer.theory.spiked_rf.spiked_rf_parameters`, restated here
-because the training layer does not import the theory layer; a test checks that they agree.
+The formulas are those of :func:`twolayer.theory.spiked_rf.spiked_rf_parameters`, which this
+protocol calls (the theory layer imports nothing of training, so the dependency is one-way).
 """
 
 from __future__ import annotations
@@ -33,80 +33,19 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.activations import Activation, gaussian_expectation
+from twolayer.activations import Activation
 from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams
 from twolayer.student import TwoLayer
 from twolayer.teachers import Teacher
+from twolayer.theory.spiked_rf import SpikedRFParameters, spiked_rf_parameters_for
 from twolayer.train.steps import TrainResult
 
 #: The named random stream of a run from which the spike's orthogonal part u is drawn.
 SPIKE_STREAM = "spike"
 
 
-@dataclass(frozen=True)
-class SpikeParameters:
-    """Spike strength r, bulk scale c_W > 0 and alignment gamma in [-1, 1] of the sRF (a
-    negative r is the spike along -v: it arises from an activation with mu_1 < 0)."""
-
-    r: float
-    c_w: float
-    gamma: float
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.r):
-            raise ValueError(f"spike strength r must be finite, got {self.r}")
-        if not (math.isfinite(self.c_w) and self.c_w > 0):
-            raise ValueError(f"bulk scale c_w must be finite and > 0, got {self.c_w}")
-        if not -1.0 <= self.gamma <= 1.0:
-            raise ValueError(f"alignment gamma must be in [-1, 1], got {self.gamma}")
-
-    @property
-    def rho(self) -> float:
-        """sqrt(1 - gamma^2): the weight of the spike direction orthogonal to the target."""
-        return math.sqrt(max(0.0, 1.0 - self.gamma**2))
-
-
-def spike_parameters(
-    eta_tilde: float, alpha0: float, *, mu1: float, c1: float, g2: float, s2: float
-) -> SpikeParameters:
-    """(r, c_W, gamma) of the step eta_tilde on n_0 = alpha0 d samples (module docstring).
-
-    Parameters
-    ----------
-    eta_tilde : float
-        Learning rate in Cui et al.'s scaling, >= 0.
-    alpha0 : float
-        n_0 / d of the step's batch, > 0.
-    mu1, s2 : float
-        Student E[z sigma(z)] and E(sigma'(z) - mu1)^2.
-    c1, g2 : float
-        Teacher E[z g(z)] and E[y^2] (>= c1^2).
-    """
-    if not alpha0 > 0:
-        raise ValueError(f"alpha0 must be > 0, got {alpha0}")
-    if not eta_tilde >= 0:
-        raise ValueError(f"eta_tilde must be >= 0, got {eta_tilde}")
-    if g2 < c1**2 or s2 < 0:
-        raise ValueError(f"need g2 >= c1^2 and s2 >= 0, got g2={g2}, c1={c1}, s2={s2}")
-    spread = math.sqrt(g2 / alpha0 + c1**2)
-    return SpikeParameters(
-        r=eta_tilde * mu1 * spread,
-        c_w=math.sqrt(1.0 + eta_tilde**2 * g2 * s2 / alpha0),
-        gamma=c1 / spread if spread > 0 else 0.0,
-    )
-
-
-def spike_parameters_for(
-    eta_tilde: float, alpha0: float, activation: Activation, link: Activation, noise: float = 0.0
-) -> SpikeParameters:
-    """:func:`spike_parameters` with the Hermite constants of ``activation`` (the student's
-    sigma) and of ``link`` (the teacher's g, label noise of standard deviation ``noise``)."""
-    mu1 = activation.constants.mu1
-    s2 = gaussian_expectation(lambda z: (activation.derivative(z) - mu1) ** 2, activation.kinks)
-    g = link.constants
-    return spike_parameters(
-        eta_tilde, alpha0, mu1=mu1, c1=g.mu1, g2=g.norm2 + float(noise) ** 2, s2=s2
-    )
+#: The protocol's parameters are the theory's (r, c_W, gamma), validated there.
+SpikeParameters = SpikedRFParameters
 
 
 @dataclass(frozen=True)
@@ -136,7 +75,7 @@ class SpikedOptions:
                 f"teacher's link: it needs a single-index teacher, got {type(teacher).__name__}"
             )
         assert self.eta_tilde is not None and self.alpha0 is not None  # by __post_init__
-        return spike_parameters_for(
+        return spiked_rf_parameters_for(
             self.eta_tilde, self.alpha0, student.activation, link, getattr(teacher, "noise", 0.0)
         )
 
