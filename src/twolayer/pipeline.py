@@ -299,6 +299,8 @@ class _LastFeatures:
 
     def __call__(self, student: TwoLayer, X: Any) -> Any:
         if self._key is None or self._key[0] is not student or self._key[1] is not X:
+            # drop the previous chunk's features first: memory stays one chunk of features
+            self._key = self._value = None
             self._key, self._value = (student, X), student.features(X)
         return self._value
 
