@@ -20,6 +20,9 @@ large    one step + ridge readout at d = N = n = 8,000 in float64.
 batched  8 seeds of one step + ridge path as one batched computation (run_batch) against a
          loop of run_once, at d = N = n = size/5 and size, NumPy and torch (CPU, or CUDA when
          available); the numbers must agree to rounding.
+gpu      one step + ridge readout at d = N = n = size in float32 on CUDA, against NumPy float32
+         on the CPU at the same size (up to 16,000): the speed-up (a GPU machine only, e.g.
+         ``--size 16000`` then ``--size 32000``; skipped without CUDA).
 
 Every time is the median over ``--repeats`` repetitions. Absolute times depend on the machine
 (say which in docs/performance.md); ratios measured in one run are what the goals are about.
@@ -323,9 +326,54 @@ def bench_batched(size: int, repeats: int, seeds: int = 8) -> str:
     )
 
 
+def bench_gpu(size: int, repeats: int, device: str = "cuda", cpu_max: int = 16000) -> str:
+    """One step + ridge readout (3 lambdas) + test error at d = N = n = ``size`` in float32 on
+    a torch device, against NumPy float32 on this machine's CPU at the same size (skipped above
+    ``cpu_max``); both wall times are medians of ``repeats`` after one warm-up at size / 8.
+    The numbers of the two runs must agree to float32 precision."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed: case skipped"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "no CUDA device: case skipped"
+
+    def config(s: int, backend: dict[str, Any]) -> RunConfig:
+        base = one_step_config(s, s, s, s, [1e-4, 1e-3, 1e-2]).model_dump()
+        return RunConfig.model_validate({**base, "backend": backend})
+
+    def timed_run(cfg: RunConfig) -> tuple[float, Any]:
+        def once() -> Any:
+            out = run_once(cfg, 0)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            return out
+        return timed(once, repeats)
+
+    gpu = {"name": "torch", "device": device, "dtype": "float32"}
+    cpu = {"name": "numpy", "dtype": "float32"}
+    run_once(config(max(size // 8, 64), gpu), 0)  # warm-up: CUDA context, kernels, allocator
+    t_gpu, r_gpu = timed_run(config(size, gpu))
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else math.nan
+    row: list[Any] = [size, device, t_gpu, peak, r_gpu.scalars["readout.test_mse"]]
+    if size <= cpu_max:
+        run_once(config(max(size // 8, 64), cpu), 0)
+        t_cpu, r_cpu = timed_run(config(size, cpu))
+        rel = abs(r_gpu.scalars["readout.test_mse"] / r_cpu.scalars["readout.test_mse"] - 1)
+        row += [t_cpu, t_cpu / t_gpu, rel]
+    else:
+        row += ["not run", "", ""]
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in r_gpu.timings.items())
+    return table(["d = N = n", "device", "torch float32 (s)", "peak device memory (GiB)",
+                  "readout test MSE", "NumPy float32, CPU (s)", "speed-up",
+                  "rel. diff of test MSE"], [row]) + (
+        f"\n\ndevice stages (s): {stages}; CPU: {os.cpu_count()} logical cores"
+    )
+
+
 CASES = {"bare": bench_bare, "naive": bench_naive, "memory": bench_memory,
          "scaling": bench_scaling, "dask": bench_dask, "large": bench_large,
-         "batched": bench_batched}
+         "batched": bench_batched, "gpu": bench_gpu}
 
 
 def main() -> None:

@@ -129,11 +129,21 @@ def test_run_batch_equals_run_once_numpy(name):
         _assert_same(result, run_once(config, seed))
 
 
+def _torch_devices() -> list[str]:
+    try:
+        import torch
+    except ImportError:
+        return ["cpu"]  # the test skips itself
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
 @pytest.mark.torch
+@pytest.mark.parametrize("device", _torch_devices())
 @pytest.mark.parametrize("name", ["one_step", "xor"])
-def test_run_batch_equals_run_once_torch(name):
+def test_run_batch_equals_run_once_torch(name, device):
     pytest.importorskip("torch")
-    config = RunConfig.model_validate({**SPECS[name], "backend": {"name": "torch"}})
+    backend = {"name": "torch", "device": device}
+    config = RunConfig.model_validate({**SPECS[name], "backend": backend})
     for seed, result in zip(SEEDS, run_batch(config, SEEDS), strict=True):
         _assert_same(result, run_once(config, seed))
 

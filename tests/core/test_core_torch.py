@@ -1,4 +1,5 @@
-"""NumPy and torch backends run the same math: parity on CPU (skipped without torch).
+"""NumPy and torch backends run the same math: parity on the CPU, and on CUDA where a GPU is
+present (the device-parametrised tests; skipped without torch).
 
 Random numbers are drawn by NumPy for both backends, so in float64 the two must agree to
 rounding (rtol 1e-9: different BLAS summation orders); float32 agrees to its own precision."""
@@ -16,6 +17,10 @@ from twolayer.train import ridge_path
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
+# every run-level parity test runs on each torch device this machine has
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+on_devices = pytest.mark.parametrize("device", DEVICES)
+
 BASE = dict(
     teacher=dict(name="single_index", d=30, link="tanh", noise=0.1),
     student=dict(N=40, activation="relu"),
@@ -26,9 +31,9 @@ BASE = dict(
 )
 
 
-def _compare(spec, rtol):
+def _compare(spec, rtol, device="cpu"):
     a = run_once(RunConfig.model_validate(spec), 0)
-    b = run_once(RunConfig.model_validate({**spec, "backend": {"name": "torch",
+    b = run_once(RunConfig.model_validate({**spec, "backend": {"name": "torch", "device": device,
                                                                "dtype": "float64"}}), 0)
     assert a.scalars.keys() == b.scalars.keys()
     for key, value in a.scalars.items():
@@ -37,11 +42,13 @@ def _compare(spec, rtol):
         np.testing.assert_allclose(b.arrays[key], value, rtol=rtol, atol=1e-10, err_msg=key)
 
 
-def test_giant_steps_run_parity():
-    _compare(BASE, 1e-9)
+@on_devices
+def test_giant_steps_run_parity(device):
+    _compare(BASE, 1e-9, device)
 
 
-def test_gd_minibatch_langevin_run_parity():
+@on_devices
+def test_gd_minibatch_langevin_run_parity(device):
     spec = dict(BASE)
     spec["teacher"] = dict(name="xor", d=20, mu_norm=3.0, label_noise=0.1)
     spec["train"] = dict(protocol="gd", n=80, loss="logistic", steps=30, eta=0.5, batch_size=16,
@@ -49,7 +56,7 @@ def test_gd_minibatch_langevin_run_parity():
                          monitor=["test_loss", "test_err01"], monitor_n=200, record_every=5)
     spec["readout"] = None
     spec["measure"] = []
-    _compare(spec, 1e-9)
+    _compare(spec, 1e-9, device)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS.names())
@@ -87,11 +94,12 @@ def test_ridge_path_parity(n, p):
     np.testing.assert_allclose(to_numpy(A_t), A_np, rtol=1e-8, atol=1e-10)
 
 
-def test_float32_run_is_close():
+@on_devices
+def test_float32_run_is_close(device):
     """float32 rounding (6e-8 relative per operation) accumulates over d, N ~ 40 sums and an
     eigendecomposition: agreement to 1e-3 relative is the expected order."""
     a = run_once(RunConfig.model_validate(BASE), 0)
-    b = run_once(RunConfig.model_validate({**BASE, "backend": {"name": "torch",
+    b = run_once(RunConfig.model_validate({**BASE, "backend": {"name": "torch", "device": device,
                                                                "dtype": "float32"}}), 0)
     for key in ("readout.test_mse", "random_features.test_mse", "network.test_mse"):
         assert b.scalars[key] == pytest.approx(a.scalars[key], rel=1e-3), key
