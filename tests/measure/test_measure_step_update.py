@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from twolayer import RunConfig, run_once
+from twolayer import RunConfig, run_batch, run_once
 
 
 def two_step_config(steps: int = 2, measure: list | None = None, reuse: bool = True) -> RunConfig:
@@ -91,3 +91,15 @@ def test_bad_options_and_protocols_say_what_is_wrong():
     )
     with pytest.raises(ValueError, match=r"needs train\.protocol 'giant_steps', got 'gd'"):
         run_once(cfg, seed=0)
+
+
+def test_batched_seeds_replay_each_member_like_its_own_run():
+    cfg = two_step_config(2, [{"name": "step_update", "top_k": 3}])
+    for seed, member in zip([0, 1, 2], run_batch(cfg, [0, 1, 2]), strict=True):
+        single = run_once(cfg, seed)
+        np.testing.assert_allclose(
+            member.arrays["step_update.values"], single.arrays["step_update.values"], rtol=1e-10
+        )
+        assert member.scalars["step_update.subspace_projection"] == pytest.approx(
+            single.scalars["step_update.subspace_projection"], abs=1e-10
+        )

@@ -70,9 +70,9 @@ def step_update(
     """Top singular triplets of the update of the last steps, W_K - W_k, against the target.
 
     For a run of K giant steps, M = W_K - W_k (shape (N, d)) is what steps k+1..K added
-    (``from_step`` = k; default K - 1: the last step alone). With s_1 >= s_2 >= ... its singular
-    values and v_j its right singular vectors (unit vectors of R^d), and B the teacher
-    directions (orthonormal rows, (r, d)):
+    (``from_step`` = k; default K - 1: the last step alone). s_1 >= s_2 >= ... are its singular
+    values, v_j its right singular vectors (unit vectors of R^d) and B the teacher directions
+    (orthonormal rows, (r, d)). Costs k more gradient steps (the replay) and a top-k SVD.
 
     Parameters
     ----------
