@@ -29,9 +29,10 @@ from pydantic import (
 from twolayer.activations import ACTIVATIONS, Activation, get_activation
 from twolayer.losses import LOSSES
 from twolayer.teachers import TEACHERS, Teacher, get_teacher
+from twolayer.theory.spiked_rf import SpikedRFParameters
 from twolayer.train.gd import GDOptions
 from twolayer.train.schedule import StepSize
-from twolayer.train.spiked import SpikedOptions, SpikeParameters
+from twolayer.train.spiked import SpikedOptions
 from twolayer.train.steps import GiantStep
 
 
@@ -342,7 +343,7 @@ class SpikedConfig(_Model):
 
     def build(self) -> SpikedOptions:
         if self.r is not None and self.c_w is not None and self.gamma is not None:
-            return SpikedOptions(SpikeParameters(self.r, self.c_w, self.gamma))
+            return SpikedOptions(SpikedRFParameters(self.r, self.c_w, self.gamma))
         return SpikedOptions(eta_tilde=self.eta_tilde, alpha0=self.alpha0)
 
 

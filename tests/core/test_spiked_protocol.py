@@ -14,13 +14,8 @@ from twolayer.activations import gaussian_expectation, get_activation
 from twolayer.backend import RunStreams
 from twolayer.student import init_student
 from twolayer.teachers import get_teacher
-from twolayer.theory.spiked_rf import spiked_rf_parameters_for
-from twolayer.train.spiked import (
-    SpikedOptions,
-    SpikeParameters,
-    spike_direction,
-    spiked_features,
-)
+from twolayer.theory.spiked_rf import SpikedRFParameters, spiked_rf_parameters_for
+from twolayer.train.spiked import SpikedOptions, spike_direction, spiked_features
 
 
 def _setup(d=60, N=80, seed=0, link="tanh", activation="tanh", noise=0.0):
@@ -47,7 +42,7 @@ def _spec(train, d=40, N=50, **extra):
 @pytest.mark.parametrize("gamma", [0.0, 0.35, -0.8, 1.0])
 def test_built_W_is_c_W0_plus_rank_one_spike(gamma):
     streams, teacher, student = _setup()
-    params = SpikeParameters(r=1.7, c_w=1.3, gamma=gamma)
+    params = SpikedRFParameters(r=1.7, c_w=1.3, gamma=gamma)
     res = spiked_features(student, teacher, streams, SpikedOptions(params))
     W0, W = np.asarray(student.W), np.asarray(res.student.W)
     spike = W - 1.3 * W0
@@ -65,7 +60,8 @@ def test_built_W_is_c_W0_plus_rank_one_spike(gamma):
 
 def test_zero_spike_and_unit_scale_give_W0_back():
     streams, teacher, student = _setup()
-    res = spiked_features(student, teacher, streams, SpikedOptions(SpikeParameters(0.0, 1.0, 0.5)))
+    options = SpikedOptions(SpikedRFParameters(0.0, 1.0, 0.5))
+    res = spiked_features(student, teacher, streams, options)
     np.testing.assert_array_equal(np.asarray(res.student.W), np.asarray(student.W))
 
 

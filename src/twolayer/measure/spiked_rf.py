@@ -27,7 +27,7 @@ from twolayer.theory.spiked_rf import (
     spiked_rf_error,
     spiked_rf_spectrum,
 )
-from twolayer.train.spiked import SPIKE_STREAM, SpikeParameters, spike_direction
+from twolayer.train.spiked import SPIKE_STREAM, spike_direction
 
 #: Dampings tried in turn: 1/2 (the literature's) is fastest; stronger ones rescue the small-lambda
 #: points near interpolation where the plain iteration overshoots.
@@ -132,7 +132,7 @@ def spiked_rf_theory(
     if train.protocol == "spiked":
         params = train.build().resolve(ctx.student_init, teacher)
     elif train.protocol == "none":
-        params = SpikeParameters(0.0, 1.0, 0.0)
+        params = SpikedRFParameters(0.0, 1.0, 0.0)
     else:
         raise ValueError(
             f"spiked_rf_theory: needs train.protocol 'spiked' or 'none', got {train.protocol!r}"
@@ -143,8 +143,7 @@ def spiked_rf_theory(
     lams = np.asarray(readout.lambdas, dtype=float)
     lams_sum = lams * n if readout.penalty == "mean" else lams
     activation = ctx.student.activation
-    model = SpikedRFParameters(params.r, params.c_w, params.gamma)
-    errors, ok = _path(spiked_rf_spectrum(W0, v, beta[0], params.c_w), model, n, lams_sum,
+    errors, ok = _path(spiked_rf_spectrum(W0, v, beta[0], params.c_w), params, n, lams_sum,
                        activation, link, n_k, tol)
     out: dict[str, Any] = {
         "r": params.r,

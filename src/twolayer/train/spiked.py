@@ -44,16 +44,12 @@ from twolayer.train.steps import TrainResult
 SPIKE_STREAM = "spike"
 
 
-#: The protocol's parameters are the theory's (r, c_W, gamma), validated there.
-SpikeParameters = SpikedRFParameters
-
-
 @dataclass(frozen=True)
 class SpikedOptions:
     """What the ``spiked`` protocol needs: either ``params`` (r, c_W, gamma given) or
     ``eta_tilde`` and ``alpha0`` (derived from the student and the teacher)."""
 
-    params: SpikeParameters | None = None
+    params: SpikedRFParameters | None = None
     eta_tilde: float | None = None
     alpha0: float | None = None
 
@@ -62,7 +58,7 @@ class SpikedOptions:
         if (self.params is None) == (not derived):
             raise ValueError("give either params, or eta_tilde and alpha0 (not both)")
 
-    def resolve(self, student: TwoLayer, teacher: Teacher) -> SpikeParameters:
+    def resolve(self, student: TwoLayer, teacher: Teacher) -> SpikedRFParameters:
         """The spike parameters of this run (derived ones use the student's activation and the
         teacher's link and noise, so the teacher must be a single-index one)."""
         if self.params is not None:
