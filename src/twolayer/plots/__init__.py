@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation
 
 from twolayer.theory.marchenko_pastur import mp_density, mp_singular_value_edges
 
@@ -28,6 +29,7 @@ __all__ = [
     "mean_and_sem",
     "measured",
     "mp_singular_value_density",
+    "plain_log_ticks",
     "save",
     "spectrum_histogram",
     "theory_line",
@@ -53,12 +55,38 @@ def save(fig: Figure, folder: str | Path, stem: str) -> Path:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for ax in fig.axes:
+        plain_log_ticks(ax)
     fig.tight_layout()
     png = folder / f"{stem}.png"
     fig.savefig(png, dpi=150)
     fig.savefig(folder / f"{stem}.pdf")
     plt.close(fig)
     return png
+
+
+class _PlainLogFormatter(LogFormatterSciNotation):
+    """Matplotlib's log-axis labels (same ticks labelled) written as plain numbers: 0.35, 2."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:.6g}" if super().__call__(x, pos) else ""
+
+
+def plain_log_ticks(ax: Axes, max_decades: float = 2.0) -> Axes:
+    """Label the ticks of each log axis of ``ax`` spanning less than ``max_decades`` decades
+    as plain numbers.
+
+    On such a short axis matplotlib labels minor ticks in scientific notation
+    (``1.35 x 10^0``, ``3 x 10^-1``), which reads badly; over wider ranges its powers of ten are
+    kept. :func:`save` applies this to every axes of the figure.
+    """
+    for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        lo, hi = sorted(limits)
+        if axis.get_scale() != "log" or not 0 < lo < hi or np.log10(hi / lo) >= max_decades:
+            continue
+        axis.set_major_formatter(_PlainLogFormatter())
+        axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    return ax
 
 
 def mean_and_sem(frame: pd.DataFrame, by: str | Sequence[str], column: str) -> pd.DataFrame:
