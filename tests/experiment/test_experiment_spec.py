@@ -107,6 +107,31 @@ def test_bad_sweep_value_names_the_sweep_key(tiny):
     assert "got -2" in str(err) and "from sweep key 'student.N'" in str(err)
 
 
+def test_problem_of_the_base_spec_is_reported_once_not_per_sweep_point(tiny):
+    tiny["measure"] = ["outlier"]
+    tiny["sweep"] = {"student.N": [8, 16, 32, 64, 128]}
+    err = _error(tiny)
+    assert len(err.problems) == 1
+    assert "unknown measurement 'outlier'" in str(err) and "sweep point" not in str(err)
+
+
+def test_problem_at_some_sweep_points_names_them(tiny):
+    # readout.n is required when nothing is trained: a whole-config check, so not traced to the
+    # sweep key; it fails at the points with readout.n unset only, and says which.
+    tiny["train"] = {"protocol": "none"}
+    tiny["sweep"] = {"readout.n": [None, 16], "student.N": [8, 16, 32, 64]}
+    err = _error(tiny)
+    assert len(err.problems) == 1
+    text = str(err)
+    assert "give readout.n" in text
+    assert (
+        "(sweep points readout.n=None, student.N=8; readout.n=None, student.N=16; "
+        "readout.n=None, student.N=32; and 1 more)" in text
+    )
+    tiny["sweep"] = {"readout.n": [None, 16]}
+    assert str(_error(tiny)).endswith("(sweep point readout.n=None)")
+
+
 def test_zip_lengths_must_agree(tiny):
     tiny["zip"] = {"student.N": [8, 16], "teacher.d": [4]}
     assert "one length" in str(_error(tiny))

@@ -19,7 +19,7 @@ import json
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -367,7 +367,7 @@ def load_spec_with_runs(
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_translate(exc, data, Spec, node), label) from None
+        raise SpecError([p for p, _ in _translate(exc, data, Spec, node)], label) from None
     return spec, _resolve(spec, label, node)
 
 
@@ -556,7 +556,11 @@ def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
 
     runs: list[RunSpec] = []
     cache: dict[str, RunConfig] = {}
-    for point in spec.points():
+    # A problem not traced to one sweep key is the same text at every point it occurs at:
+    # report it once, with the points (none named when it occurs at all of them).
+    at_points: dict[Problem, list[dict[str, Any]]] = {}
+    points = spec.points()
+    for point in points:
         data = copy.deepcopy(base)
         try:
             for key, value in point.items():
@@ -569,20 +573,36 @@ def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
             try:
                 cache[text] = RunConfig.model_validate(data)
             except ValidationError as exc:
-                for p in _translate(exc, data, RunConfig, node, point, keys):
-                    problems.setdefault((p.path, p.message), p)
+                for p, from_key in _translate(exc, data, RunConfig, node, point, keys):
+                    if from_key or not point:
+                        problems.setdefault((p.path, p.message), p)
+                    else:
+                        at_points.setdefault(p, []).append(point)
                 continue
             except Exception as exc:  # a component raised on odd input: still the user's input
-                msg = f"invalid value ({type(exc).__name__}: {exc})"
+                p = Problem("", f"invalid value ({type(exc).__name__}: {exc})")
                 if point:
-                    msg += f" (sweep point {_point_text(point)})"
-                problems.setdefault(("", msg), Problem("", msg))
+                    at_points.setdefault(p, []).append(point)
+                else:
+                    problems.setdefault(("", p.message), p)
                 continue
         config = cache[text]
         runs.extend(RunSpec(config, seed, spec.name, dict(point)) for seed in spec.seed_list)
+    for p, where in at_points.items():
+        suffix = "" if len(where) == len(points) else f" ({_points_text(where)})"
+        problems.setdefault((p.path, p.message + suffix), replace(p, message=p.message + suffix))
     if problems:
         raise SpecError(list(problems.values()), source)
     return runs
+
+
+def _points_text(points: list[dict[str, Any]], shown: int = 3) -> str:
+    """``sweep point a=1`` or ``sweep points a=1; a=2; and 5 more``."""
+    if len(points) == 1:
+        return f"sweep point {_point_text(points[0])}"
+    listed = "; ".join(_point_text(p) for p in points[:shown])
+    more = f"; and {len(points) - shown} more" if len(points) > shown else ""
+    return f"sweep points {listed}{more}"
 
 
 def _point_text(point: dict[str, Any]) -> str:
@@ -663,8 +683,10 @@ def _translate(
     node: yaml.Node | None,
     point: dict[str, Any] | None = None,
     keys: dict[str, PathT] | None = None,
-) -> list[Problem]:
-    problems: list[Problem] = []
+) -> list[tuple[Problem, bool]]:
+    """Problems of a pydantic error, each with whether it was traced to one of the sweep
+    ``keys`` (its message then names the key and the value of ``point``)."""
+    problems: list[tuple[Problem, bool]] = []
     for err in exc.errors():
         path = _clean_loc(tuple(err["loc"]), data)
         kind = err["type"]
@@ -705,14 +727,14 @@ def _translate(
                 hint = _did_you_mean(value, str(ctx.get("expected", "")))
             message = f"got {_short(value)}; expected {expected}{hint}"
         from_sweep = ""
-        if point and keys:
-            for key, kp in keys.items():
-                if tuple(path[: len(kp)]) == kp or tuple(kp[: len(path)]) == tuple(path):
-                    from_sweep = f" (from sweep key {key!r} = {_short(point[key])})"
-                    break
-            else:
-                from_sweep = f" (sweep point {_point_text(point)})"
-        problems.append(Problem(format_path(path), message + from_sweep, _line(node, path)))
+        # a whole-config error (empty path) is not traced to any one key
+        for key, kp in (keys or {}).items() if point and path else ():
+            if tuple(path[: len(kp)]) == kp or tuple(kp[: len(path)]) == tuple(path):
+                from_sweep = f" (from sweep key {key!r} = {_short(point[key])})"
+                break
+        problems.append(
+            (Problem(format_path(path), message + from_sweep, _line(node, path)), bool(from_sweep))
+        )
     return problems
 
 
