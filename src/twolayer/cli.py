@@ -19,6 +19,9 @@ from twolayer.experiment.errors import SpecError, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Failed or diverged runs listed by ``twolayer status`` unless asked for all.
+MAX_FAILURES_SHOWN = 10
+
 BEST_METRIC_CANDIDATES = (
     "readout.test_mse",
     "readout.test_err01",
@@ -200,11 +203,18 @@ def run(
         sys.exit(1)
 
 
-def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> None:
+def _plain_console() -> Any:
+    """A console for text from runs and stores: printed as is (no rich markup, which would eat
+    a ``[name]`` in an error message) and not hard-wrapped at 80 columns when piped to a log."""
     from rich.console import Console
+
+    return Console(highlight=False, markup=False, soft_wrap=True)
+
+
+def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> None:
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = _plain_console()
     if not result.records:
         console.print(
             f"{result.sweep}: nothing to do, all {result.total} runs are in {result.store}"
@@ -241,21 +251,25 @@ def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> Non
 @click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--sweep", help="Only this sweep.")
 @click.option("--tracebacks", is_flag=True, help="Print the full traceback of each failed run.")
+@click.option(
+    "--all-failures", is_flag=True,
+    help=f"List every failed or diverged run (default: the first {MAX_FAILURES_SHOWN}).",
+)
 @_handle_errors
-def status(store: Path, sweep: str | None, tracebacks: bool) -> None:
-    """Counts of runs by status per sweep, and the failures with the first line of each error.
+def status(store: Path, sweep: str | None, tracebacks: bool, all_failures: bool) -> None:
+    """Counts of runs by status per sweep, and the failed and diverged runs with their errors
+    (the first few; all of them with --all-failures or --tracebacks).
 
     \b
     Examples:
       twolayer status sweep_eta.sqlite
       twolayer status results.sqlite --sweep sweep_eta --tracebacks
     """
-    from rich.console import Console
     from rich.table import Table
 
     from twolayer.experiment.store import Store
 
-    console = Console(highlight=False)
+    console = _plain_console()
     with Store(store, create=False) as st:
         sweeps = st.sweeps()
         if sweep is not None and sweep not in sweeps:
@@ -286,12 +300,16 @@ def status(store: Path, sweep: str | None, tracebacks: bool) -> None:
                 f"(sweep {holder['sweep']!r}, since {holder['since']})"
             )
         failures = st.failures(sweep)
-        for f in failures:
+        shown = failures if tracebacks or all_failures else failures[:MAX_FAILURES_SHOWN]
+        for f in shown:
             step = f" at step {f['diverged_step']}" if f["diverged_step"] is not None else ""
-            console.print(f"{f['status']} {f['id']}{step}: {f['error']}")
+            where = ", ".join([f"seed {f['seed']}", *(f"{k}={v!r}" for k, v in f["point"].items())])
+            console.print(f"{f['status']} {f['id']} ({where}){step}: {f['error']}")
             if tracebacks and f["status"] == "failed":
                 tb = st.con.execute("SELECT traceback FROM runs WHERE id = ?", (f["id"],))
-                console.print(tb.fetchone()[0] or "(no traceback)", markup=False)
+                console.print(tb.fetchone()[0] or "(no traceback)")
+        if len(shown) < len(failures):
+            console.print(f"... and {len(failures) - len(shown)} more (--all-failures lists them)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,7 +426,7 @@ def reproduce(
             table.add_row(c.id, f"{c.measured:.4g}", c.expected, c.tolerance, verdict)
         console.print(table)
         for err in result.errors:
-            console.print(f"[red]{err}")
+            console.print(err, style="red", markup=False)
         console.print(f"report: {result.out / 'report.html'}")
         overview.append((name, result))
     if len(overview) > 1:

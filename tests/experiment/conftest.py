@@ -32,10 +32,11 @@ def tiny() -> dict[str, Any]:
     return copy.deepcopy(TINY)
 
 
-def _boom(ctx: Any, fail: bool = False) -> dict[str, float]:
-    """Test measurement: raises RuntimeError when fail is true."""
+def _boom(ctx: Any, fail: bool = False, message: str = "this run was asked to fail"
+          ) -> dict[str, float]:
+    """Test measurement: raises RuntimeError("boom: " + message) when fail is true."""
     if fail:
-        raise RuntimeError("boom: this run was asked to fail")
+        raise RuntimeError(f"boom: {message}")
     return {"ok": 1.0}
 
 

@@ -64,6 +64,30 @@ def test_status_export_and_quiet(cli, tmp_path, tiny, boom):
     assert missing.exit_code == 1 and "no sweep 'nope'" in missing.output
 
 
+def test_status_names_seed_and_point_caps_the_list_and_prints_errors_verbatim(cli, tmp_path,
+                                                                             tiny, boom):
+    from twolayer.cli import MAX_FAILURES_SHOWN
+
+    seeds = MAX_FAILURES_SHOWN + 2
+    tiny["seeds"] = seeds
+    # brackets that rich would read as markup, and a message longer than an 80-column terminal
+    message = "[bold]measure[/bold] failed " + "x" * 90
+    tiny["measure"] = [{"name": boom, "fail": True, "message": message}]
+    tiny["sweep"] = {"student.N": [8]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny))
+    res = cli.invoke(main, ["run", "s.yaml", "--store", "out.sqlite", "--executor", "serial"])
+    assert res.exit_code == 1 and f"{seeds} failed" in res.output
+    status = cli.invoke(main, ["status", "out.sqlite"])
+    lines = [ln for ln in status.output.splitlines() if ln.startswith("failed ")]
+    assert len(lines) == MAX_FAILURES_SHOWN
+    assert "... and 2 more (--all-failures lists them)" in status.output
+    assert all(f"RuntimeError: boom: {message}" in ln for ln in lines)  # one line each, as is
+    assert "(seed 0, student.N=8)" in lines[0]
+    every = cli.invoke(main, ["status", "out.sqlite", "--all-failures"])
+    assert sum(ln.startswith("failed ") for ln in every.output.splitlines()) == seeds
+    assert f"(seed {seeds - 1}, student.N=8)" in every.output
+
+
 def test_bad_spec_exits_2_with_one_message(cli, tmp_path, tiny):
     tiny["train"]["steps"][0]["eta"]["alpha"] = 3
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(tiny, sort_keys=False))

@@ -430,19 +430,24 @@ class Store:
         return dict(rows.fetchall())
 
     def failures(self, sweep: str | None = None) -> list[dict[str, Any]]:
-        """Failed and diverged runs: id, status, first line of the error, diverged step."""
+        """Failed and diverged runs: id, status, first line of the error, diverged step, seed
+        and sweep point (of ``sweep``, else of the sweep that first asked for the run)."""
         query = (
-            "SELECT r.id, r.status, r.error, r.diverged_step FROM runs r "
-            + ("JOIN sweep_runs s ON s.run_id = r.id WHERE s.sweep = ? AND " if sweep else "WHERE ")
-            + "r.status IN ('failed', 'diverged') ORDER BY r.finished"
+            "SELECT r.id, r.status, r.error, r.diverged_step, r.seed, s.point FROM runs r "
+            "LEFT JOIN sweep_runs s ON s.run_id = r.id AND s.sweep = COALESCE(?, r.sweep) "
+            "WHERE r.status IN ('failed', 'diverged')"
+            + (" AND s.sweep = ?" if sweep else "")
+            + " ORDER BY r.finished"
         )
-        rows = self.con.execute(query, (sweep,) if sweep else ()).fetchall()
+        rows = self.con.execute(query, (sweep, sweep) if sweep else (None,)).fetchall()
         return [
             {
                 "id": r[0],
                 "status": r[1],
                 "error": (r[2] or "").strip().splitlines()[0] if r[2] else "",
                 "diverged_step": r[3],
+                "seed": r[4],
+                "point": json.loads(r[5]) if r[5] else {},
             }
             for r in rows
         ]
