@@ -42,12 +42,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from twolayer.experiment.errors import StoreBusyError, StoreError
-from twolayer.experiment.record import Record
+
+if TYPE_CHECKING:  # only annotated: importing it would load the whole simulation for `status`
+    from twolayer.experiment.record import Record
 
 APPLICATION_ID = 0x74776F6C  # "twol"
 SCHEMA_VERSION = 1
