@@ -22,9 +22,11 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from twolayer.activations import ACTIVATIONS, Activation, get_activation
 from twolayer.losses import LOSSES
@@ -209,6 +211,10 @@ class WeightDecayConfig(_Model):
     a: NonNegativeFloat = Field(0.0, description="L2 weight decay on the second layer")
 
 
+#: Monitor metrics computed by the GD protocol itself on its held-out monitor set.
+MONITOR_METRICS = ("test_loss", "test_err01", "test_mse")
+
+
 class GDConfig(_Model):
     """Full-batch GD or minibatch/online SGD, optional weight decay and Langevin noise."""
 
@@ -236,6 +242,27 @@ class GDConfig(_Model):
     monitor_n: PositiveInt = Field(2000, description="size of the held-out monitor set")
 
     _loss = field_validator("loss")(_check_loss)
+
+    @field_validator("monitor")
+    @classmethod
+    def _check_monitor(cls, names: list[str]) -> list[str]:
+        from twolayer.measure import MEASUREMENTS
+
+        for name in names:
+            if name in MONITOR_METRICS:
+                continue
+            if name not in MEASUREMENTS:
+                raise ValueError(
+                    f"{name!r} is neither a monitor metric ({', '.join(MONITOR_METRICS)}) nor "
+                    f"a measurement; {MEASUREMENTS.unknown_message(name)}"
+                )
+            if not MEASUREMENTS.get(name).per_step:
+                per_step = [m for m in MEASUREMENTS.names() if MEASUREMENTS.get(m).per_step]
+                raise ValueError(
+                    f"measurement {name!r} cannot run per step; those that can: "
+                    f"{', '.join(per_step)}"
+                )
+        return names
 
     def build(self) -> GDOptions:
         return GDOptions(
@@ -436,6 +463,23 @@ class RunConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        from twolayer.measure import MEASUREMENTS
+
+        # every measurement that cannot work is reported, each at its own measure[i]
+        errors = []
+        for i, item in enumerate(self.measure):
+            try:
+                MEASUREMENTS.get(item.name).validate(self, item.options)
+            except ValueError as exc:
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", "{message}", {"message": str(exc)}),
+                        loc=("measure", i),
+                        input={"name": item.name, **item.options},
+                    )
+                )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         if isinstance(self.train, NoTrainConfig | SpikedConfig) and self.readout is not None:
             if self.readout.batch == "reuse" or self.readout.n is None:
                 raise ValueError(

@@ -18,9 +18,16 @@ from typing import Any
 import numpy as np
 
 from twolayer.backend import Backend, RunStreams, StreamStack, to_numpy
-from twolayer.config import GDConfig, GiantStepsConfig, RunConfig, SpikedConfig, StagesConfig
+from twolayer.config import (
+    MONITOR_METRICS,
+    GDConfig,
+    GiantStepsConfig,
+    RunConfig,
+    SpikedConfig,
+    StagesConfig,
+)
 from twolayer.losses import get_loss
-from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
+from twolayer.measure import MeasureContext, chunked_errors, dataset_errors, measure
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import Teacher
 from twolayer.train.gd import gradient_descent
@@ -129,7 +136,7 @@ def _monitor(
         row: dict[str, float] = {}
         f = None
         for name in config.monitor:
-            if name in ("test_loss", "test_err01", "test_mse"):
+            if name in MONITOR_METRICS:
                 f = student.forward(X_mon) if f is None else f
                 if name == "test_loss":
                     row[name] = float(loss.value(f, y_mon).mean())
@@ -149,13 +156,6 @@ def _monitor(
     return monitor
 
 
-def _check_monitor(config: GDConfig) -> None:
-    for name in config.monitor:
-        if name not in ("test_loss", "test_err01", "test_mse"):
-            if not MEASUREMENTS.get(name).per_step:
-                raise ValueError(f"train.monitor: measurement {name!r} cannot run per step")
-
-
 def _train_stages(
     config: StagesConfig, teacher: Teacher, student: TwoLayer, streams: RunStreams,
     backend: Backend,
@@ -166,7 +166,6 @@ def _train_stages(
     data = teacher.sample(config.n, streams.generator("batch", 0), backend)
     current, rows, offset = student, [], 0
     for k, stage in enumerate(config.stages):
-        _check_monitor(stage)
         res = gradient_descent(
             current,
             teacher,
@@ -206,7 +205,6 @@ def train_student(
     if isinstance(t, SpikedConfig):
         return spiked_features(student, teacher, streams, t.build(), backend=backend)
     if isinstance(t, GDConfig):
-        _check_monitor(t)
         # the training set is drawn here (the same stream gradient_descent would use) so that
         # monitored measurements such as the generalisation gap see it
         data = None if t.online else teacher.sample(t.n, streams.generator("batch", 0), backend)

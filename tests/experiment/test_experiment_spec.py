@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from twolayer.experiment import SpecError, load_spec, load_spec_with_runs, parse_key
 from twolayer.experiment.spec import format_path, run_id
@@ -116,20 +117,26 @@ def test_problem_of_the_base_spec_is_reported_once_not_per_sweep_point(tiny):
 
 
 def test_problem_at_some_sweep_points_names_them(tiny):
-    # readout.n is required when nothing is trained: a whole-config check, so not traced to the
-    # sweep key; it fails at the points with readout.n unset only, and says which.
-    tiny["train"] = {"protocol": "none"}
-    tiny["sweep"] = {"readout.n": [None, 16], "student.N": [8, 16, 32, 64]}
+    # norm_bound needs a Lipschitz loss: a check of the measurement against the rest of the run,
+    # so not traced to the sweep key; it fails at the square-loss points only, and says which
+    tiny["measure"] = ["norm_bound"]
+    tiny["sweep"] = {"train.loss": ["logistic", "square"], "student.N": [8, 16, 32, 64]}
     err = _error(tiny)
-    assert len(err.problems) == 1
-    text = str(err)
-    assert "give readout.n" in text
-    assert (
-        "(sweep points readout.n=None, student.N=8; readout.n=None, student.N=16; "
-        "readout.n=None, student.N=32; and 1 more)" in text
+    assert len(err.problems) == 1 and err.path == "measure[0]"
+    assert str(err).endswith(
+        "(sweep points train.loss='square', student.N=8; train.loss='square', student.N=16; "
+        "train.loss='square', student.N=32; and 1 more)"
     )
+    tiny["sweep"] = {"train.loss": ["logistic", "square"]}
+    assert str(_error(tiny)).endswith("(sweep point train.loss='square')")
+
+
+def test_whole_config_check_naming_a_key_is_reported_at_that_key(tiny):
+    tiny["train"] = {"protocol": "none"}
     tiny["sweep"] = {"readout.n": [None, 16]}
-    assert str(_error(tiny)).endswith("(sweep point readout.n=None)")
+    err = _error(tiny)
+    assert err.path == "readout.n"
+    assert "give readout.n" in str(err) and "(from sweep key 'readout.n' = None)" in str(err)
 
 
 def test_zip_lengths_must_agree(tiny):
@@ -258,3 +265,35 @@ def test_docs_spec_md_is_generated_from_the_models():
         if line.startswith("| `") and line.count("|") >= 5:
             assert line.rstrip().rstrip("|").strip(), line
             assert not line.rstrip().endswith("|  |"), f"field without description: {line}"
+
+
+def test_measurement_options_and_requirements_are_checked_when_the_spec_loads(tmp_path, tiny):
+    # what a measurement can decide before the run fails the spec, at the option's line
+    tiny["measure"] = ["spectrum", {"name": "outliers", "bulk": "grown"}]
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(tiny, sort_keys=False))
+    err = _error(path)
+    assert err.path == "measure[1].bulk"
+    assert "outliers: bulk must be one of 'init', 'trained', got 'grown'" in str(err)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "grown" in t)
+    assert f"line {line}:" in str(err)
+    # requirements on the rest of the run: norm_bound needs a Lipschitz loss
+    tiny["measure"] = ["norm_bound"]
+    err = _error(tiny)
+    assert err.path == "measure[0]" and "loss 'square' is not Lipschitz" in str(err)
+    tiny["measure"] = [{"name": "step_update", "from_step": 4}]
+    assert "from_step must be in 0..1, got 4" in str(_error(tiny))
+
+
+def test_monitor_names_are_checked_when_the_spec_loads(tiny):
+    tiny["train"] = {"protocol": "gd", "n": 16, "steps": 2, "monitor": ["spectrum"]}
+    assert "measurement 'spectrum' cannot run per step" in str(_error(tiny))
+    tiny["train"]["monitor"] = ["test_los"]
+    assert "neither a monitor metric" in str(_error(tiny))
+
+
+def test_every_failing_measurement_is_reported(tiny):
+    tiny["measure"] = ["norm_bound", "spectrum", {"name": "adversarial", "network": "final"}]
+    err = _error(tiny)
+    assert [p.path for p in err.problems] == ["measure[0]", "measure[2].network"]
+    assert "network must be one of 'current', 'init', got 'final'" in str(err)

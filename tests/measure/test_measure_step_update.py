@@ -74,23 +74,23 @@ def test_three_steps_from_step_one_replays_exactly_one_step():
 
 
 def test_bad_options_and_protocols_say_what_is_wrong():
-    with pytest.raises(ValueError, match=r"from_step must be in 0\.\.2"):
-        run_once(two_step_config(2, [{"name": "step_update", "from_step": 5}]), seed=0)
+    # caught when the configuration is validated, before anything runs
+    with pytest.raises(ValueError, match=r"step_update: from_step must be in 0\.\.2"):
+        two_step_config(2, [{"name": "step_update", "from_step": 5}])
     with pytest.raises(ValueError, match="leaves no step"):
-        run_once(two_step_config(2, [{"name": "step_update", "from_step": 2}]), seed=0)
+        two_step_config(2, [{"name": "step_update", "from_step": 2}])
     with pytest.raises(ValueError, match="top_k must be >= 1"):
-        run_once(two_step_config(2, [{"name": "step_update", "top_k": 0}]), seed=0)
-    cfg = RunConfig.model_validate(
-        {
-            "teacher": {"name": "single_index", "d": 20},
-            "student": {"N": 20},
-            "train": {"protocol": "gd", "n": 30, "steps": 2},
-            "evaluate": {"n_test": 32},
-            "measure": [{"name": "step_update"}],
-        }
-    )
+        two_step_config(2, [{"name": "step_update", "top_k": 0}])
     with pytest.raises(ValueError, match=r"needs train\.protocol 'giant_steps', got 'gd'"):
-        run_once(cfg, seed=0)
+        RunConfig.model_validate(
+            {
+                "teacher": {"name": "single_index", "d": 20},
+                "student": {"N": 20},
+                "train": {"protocol": "gd", "n": 30, "steps": 2},
+                "evaluate": {"n_test": 32},
+                "measure": [{"name": "step_update"}],
+            }
+        )
 
 
 def test_batched_seeds_replay_each_member_like_its_own_run():

@@ -718,6 +718,9 @@ def _translate(
                 message = f"got {tag!r}; expected one of {expected}{_did_you_mean(tag, expected)}"
         elif kind == "value_error":
             text = msg.removeprefix("Value error, ")
+            if not path:  # a whole-config check naming its key: "measure[2]: ..."
+                path, text = _named_path(text, data)
+                value = _get(data, path) if path else value
             path = _refine_value_path(path, value, text)
             message = text
         else:
@@ -742,6 +745,20 @@ def _did_you_mean(value: Any, expected: str) -> str:
     options = re.findall(r"'([^']*)'", expected)
     close = difflib.get_close_matches(str(value), options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _named_path(text: str, data: Any) -> tuple[PathT, str]:
+    """``(path, rest)`` when ``text`` starts with a key path present in ``data`` and a colon
+    (``"measure[2]: loss 'square' is not Lipschitz"``), else ``((), text)``."""
+    m = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)", text, re.S)
+    if m:
+        try:
+            path = parse_key(m.group(1))
+        except ValueError:
+            return (), text
+        if _get(data, path) is not PydanticUndefined:
+            return path, m.group(2)
+    return (), text
 
 
 def _refine_value_path(path: PathT, value: Any, text: str) -> PathT:

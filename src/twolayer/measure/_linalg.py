@@ -34,12 +34,18 @@ def as_float64(array: Any) -> np.ndarray:
     return np.asarray(to_numpy(array), dtype=np.float64)
 
 
-def _use_lanczos(shape: tuple[int, int], k: int | None, method: str) -> bool:
+def check_method(method: str, k: int | None) -> None:
+    """Raise ValueError unless ``method`` is one of :data:`METHODS` and usable with ``k``
+    vectors (``None``: all of them)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method == "lanczos" and k is None:
+        raise ValueError("method 'lanczos' needs top_k")
+
+
+def _use_lanczos(shape: tuple[int, int], k: int | None, method: str) -> bool:
+    check_method(method, k)
     if method == "lanczos":
-        if k is None:
-            raise ValueError("method 'lanczos' needs top_k")
         return True
     if method != "auto" or k is None:
         return False

@@ -11,7 +11,7 @@ import numpy as np
 from twolayer.backend import namespace_of
 from twolayer.measure._common import percent_key
 from twolayer.measure._linalg import as_float64
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure.registry import MeasureContext, at_least, choice, register_measurement
 from twolayer.student import TwoLayer
 
 NETWORKS = ("current", "init")
@@ -150,7 +150,12 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(v)) if v.size else float("nan")
 
 
-@register_measurement("adversarial")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    choice("adversarial: network", o["network"], NETWORKS)
+    at_least("adversarial: n_points", o["n_points"], 1)
+
+
+@register_measurement("adversarial", check=_check)
 def adversarial(
     ctx: MeasureContext,
     n_points: int = 200,
@@ -193,10 +198,6 @@ def adversarial(
         ``median_grad_norm``; ``flip_rate_eta{e}`` for each fixed eta e (dots -> ``p``);
         arrays ``eta`` and ``ratio`` (n_points,), NaN where no flip was found.
     """
-    if network not in NETWORKS:
-        raise ValueError(f"adversarial: network must be one of {NETWORKS}, got {network!r}")
-    if n_points < 1:
-        raise ValueError(f"adversarial: n_points must be >= 1, got {n_points}")
     student = ctx.student if network == "current" else ctx.student_init
     d = student.d
     X = sphere_points(int(n_points), d, ctx.streams.generator("measure", int(probe_stream)))

@@ -8,7 +8,7 @@ import numpy as np
 
 from twolayer.losses import get_loss
 from twolayer.measure._linalg import as_float64
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure.registry import MeasureContext, at_least, register_measurement
 
 
 def _default_loss(ctx: MeasureContext) -> str:
@@ -27,7 +27,14 @@ def _loss_sums(ctx: MeasureContext, X: Any, y: Any, loss_name: str) -> tuple[flo
     return float(values.sum()), err, float(values.shape[0])
 
 
-@register_measurement("generalisation_gap", per_step=True)
+def _check(config: Any, o: dict[str, Any]) -> None:
+    at_least("generalisation_gap: n_test", o["n_test"], 1)
+    at_least("generalisation_gap: chunk", o["chunk"], 1)
+    if o["loss"] is not None:
+        get_loss(o["loss"])
+
+
+@register_measurement("generalisation_gap", per_step=True, check=_check)
 def generalisation_gap(
     ctx: MeasureContext,
     n_test: int = 10_000,
@@ -54,10 +61,7 @@ def generalisation_gap(
         ``test_loss``, ``train_loss``, ``gap`` (= test_loss - train_loss); for classification
         teachers also ``test_err01``, ``train_err01``, ``gap_err01``.
     """
-    if n_test < 1 or chunk < 1:
-        raise ValueError(f"generalisation_gap: need n_test, chunk >= 1, got {n_test}, {chunk}")
     loss_name = loss or _default_loss(ctx)
-    get_loss(loss_name)  # fail early on an unknown name
     rng = ctx.streams.generator("measure", int(probe_stream))
     total, errs, count = 0.0, 0.0, 0.0
     done = 0

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from twolayer.activations import Activation
 from twolayer.measure._linalg import as_float64
 from twolayer.measure.gap import _default_loss
 from twolayer.measure.registry import MeasureContext, register_measurement
-from twolayer.student import TwoLayer
 from twolayer.theory.generalization import (
     LIPSCHITZ_CONSTANTS,
     lipschitz_gap_bound,
@@ -21,10 +21,9 @@ from twolayer.theory.generalization import (
 _GRID = np.linspace(-5.0, 5.0, 2001)
 
 
-def check_homogeneous(student: TwoLayer) -> None:
+def check_homogeneous(act: Activation) -> None:
     """Raise ValueError unless sigma is positively homogeneous, 1-Lipschitz and 0 at 0 (checked
     on a grid of [-5, 5]: relu, leaky relu with |slope| <= 1, linear pass; a centred relu fails)."""
-    act = student.activation
     z = _GRID
     ok = (
         abs(float(act(np.zeros(1))[0])) < 1e-12
@@ -38,7 +37,30 @@ def check_homogeneous(student: TwoLayer) -> None:
         )
 
 
-@register_measurement("norm_bound", per_step=False)
+def _check_lipschitz(loss: str) -> None:
+    if loss not in LIPSCHITZ_CONSTANTS:
+        raise ValueError(
+            f"norm_bound: loss {loss!r} is not Lipschitz; use one of "
+            f"{', '.join(sorted(LIPSCHITZ_CONSTANTS))}"
+        )
+
+
+def _check(config: Any, o: dict[str, Any]) -> None:
+    if config is None:
+        return
+    train = config.train
+    loss = o["loss"] or getattr(train, "loss", None)
+    if loss is not None:
+        _check_lipschitz(loss)
+    if train.protocol in ("none", "spiked") or getattr(train, "online", False):
+        raise ValueError(
+            f"norm_bound: needs the training set, and train.protocol {train.protocol!r}"
+            + (" (online)" if getattr(train, "online", False) else "") + " has none"
+        )
+    check_homogeneous(config.student.activation.build())
+
+
+@register_measurement("norm_bound", per_step=False, check=_check)
 def norm_bound(ctx: MeasureContext, loss: str | None = None) -> dict[str, Any]:
     """Path norm of the trained network and the Rademacher bound on its generalisation gap.
 
@@ -56,14 +78,10 @@ def norm_bound(ctx: MeasureContext, loss: str | None = None) -> dict[str, Any]:
         ``rademacher`` (R), ``lipschitz`` (L), ``bound`` (2 L R).
     """
     loss_name = loss or _default_loss(ctx)
-    if loss_name not in LIPSCHITZ_CONSTANTS:
-        raise ValueError(
-            f"norm_bound: loss {loss_name!r} is not Lipschitz; use one of "
-            f"{', '.join(sorted(LIPSCHITZ_CONSTANTS))}"
-        )
+    _check_lipschitz(loss_name)
     if 0 not in ctx.batches:
         raise ValueError("norm_bound: needs the training set (ctx.batches[0]); online SGD has none")
-    check_homogeneous(ctx.student)
+    check_homogeneous(ctx.student.activation)
     X = as_float64(ctx.batches[0][0])
     n = X.shape[0]
     s = ctx.student

@@ -49,7 +49,7 @@ import numpy as np
 
 from twolayer.measure._common import features, probe
 from twolayer.measure._linalg import as_float64, singular_values
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure.registry import MeasureContext, at_least, choice, register_measurement
 from twolayer.theory.marchenko_pastur import mp_singular_value_edge, tracy_widom_scale
 
 #: Default margin above the MP edge, in Tracy–Widom scales.
@@ -131,7 +131,19 @@ def self_bulk_threshold(
     return above, top, variance, edge, tw
 
 
-@register_measurement("outliers")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    at_least("outliers: margin", o["margin"], 0.0)
+    at_least("outliers: feature_margin", o["feature_margin"], 0.0)
+    at_least("outliers: max_outliers", o["max_outliers"], 1)
+    choice("outliers: bulk", o["bulk"], ("init", "trained"))
+    if o["variance"] is not None:
+        if o["bulk"] == "trained":
+            raise ValueError("outliers: give either variance or bulk='trained', not both")
+        if not o["variance"] > 0:
+            raise ValueError(f"outliers: reference variance must be > 0, got {o['variance']}")
+
+
+@register_measurement("outliers", check=_check)
 def outliers(
     ctx: MeasureContext,
     margin: float = DEFAULT_MARGIN,
@@ -181,18 +193,12 @@ def outliers(
     W0 = as_float64(ctx.student_init.W)
     W = as_float64(ctx.student.W)
     N, d = W.shape
-    if bulk not in ("init", "trained"):
-        raise ValueError(f"outliers: bulk must be 'init' or 'trained', got {bulk!r}")
     if bulk == "trained":
-        if variance is not None:
-            raise ValueError("outliers: give either variance or bulk='trained', not both")
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
         pos, top, var, edge, tw = self_bulk_threshold(W, margin, max_outliers)
         threshold = edge + margin * tw
     else:
         var = float(np.mean(W0**2)) if variance is None else float(variance)
-        if not var > 0:
+        if not var > 0:  # W_0 = 0
             raise ValueError(f"outliers: reference variance must be > 0, got {var}")
         edge, tw, threshold = outlier_threshold(N, d, var, margin)
         pos, top = count_above(W, threshold, max_outliers)
@@ -218,8 +224,6 @@ def outliers(
         edge_F = float(singular_values(F0, 1)[0])
         var_F = float(np.mean(F0**2))
         tw_F = tracy_widom_scale(n, F.shape[1], var_F) if var_F > 0 else 0.0
-        if feature_margin < 0:
-            raise ValueError(f"feature_margin must be >= 0, got {feature_margin}")
         threshold_F = edge_F + feature_margin * tw_F
         pos_F, top_F = count_above(F, threshold_F, max_outliers)
         out.update(

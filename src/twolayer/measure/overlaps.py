@@ -8,8 +8,8 @@ import numpy as np
 import scipy.linalg
 
 from twolayer.measure._common import teacher_directions
-from twolayer.measure._linalg import as_float64, top_singular_triplets
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure._linalg import as_float64, check_method, top_singular_triplets
+from twolayer.measure.registry import MeasureContext, at_least, register_measurement
 
 
 def squared_overlaps(Vt: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -31,7 +31,12 @@ def principal_angles(Vt: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.sort(scipy.linalg.subspace_angles(Vt.T, B.T))
 
 
-@register_measurement("overlaps")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    at_least("overlaps: top_k", o["top_k"], 1, optional=True)
+    check_method(o["method"], 1)
+
+
+@register_measurement("overlaps", check=_check)
 def overlaps(ctx: MeasureContext, top_k: int | None = None, method: str = "auto") -> dict[str, Any]:
     """Squared overlaps of the top right singular vectors of Delta W and W with the teacher.
 
@@ -63,8 +68,6 @@ def overlaps(ctx: MeasureContext, top_k: int | None = None, method: str = "auto"
     B = teacher_directions(ctx, "overlaps")
     r = B.shape[0]
     k = r if top_k is None else int(top_k)
-    if k < 1:
-        raise ValueError(f"overlaps: top_k must be >= 1, got {top_k}")
     W = as_float64(ctx.student.W)
     out: dict[str, Any] = {}
     for key, M in (("dW", W - as_float64(ctx.student_init.W)), ("W", W)):

@@ -41,7 +41,14 @@ def class_selectivity(F: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-@register_measurement("activation_patterns", per_step=True)
+def _check(config: Any, o: dict[str, Any]) -> None:
+    if not 0.0 <= o["selectivity"] <= 1.0:
+        raise ValueError(
+            f"activation_patterns: selectivity must be in [0, 1], got {o['selectivity']}"
+        )
+
+
+@register_measurement("activation_patterns", per_step=True, check=_check)
 def activation_patterns(
     ctx: MeasureContext,
     n_probe: int = 1000,
@@ -84,8 +91,6 @@ def activation_patterns(
         whose preferred class has the sign of their outer weight a_i; NaN if none), and
         ``init_``-prefixed ``frac_prefer_pos`` / ``frac_prefer_neg``.
     """
-    if not 0.0 <= selectivity <= 1.0:
-        raise ValueError(f"activation_patterns: selectivity must be in [0, 1], got {selectivity}")
     X, y = probe(ctx, n_probe, probe_stream)
     S = active(ctx.student, X)
     S0 = active(ctx.student_init, X)

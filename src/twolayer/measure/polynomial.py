@@ -10,8 +10,8 @@ import scipy.linalg
 
 from twolayer.activations import hermite_basis
 from twolayer.measure._common import features, probe, teacher_directions
-from twolayer.measure._linalg import as_float64, top_singular_triplets
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure._linalg import as_float64, check_method, top_singular_triplets
+from twolayer.measure.registry import MeasureContext, at_least, choice, register_measurement
 
 MATRICES = ("update", "features")
 
@@ -59,7 +59,22 @@ def _direction(ctx: MeasureContext, direction: int | str, method: str) -> np.nda
     return B[direction]
 
 
-@register_measurement("polynomial")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    choice("polynomial: matrix", o["matrix"], MATRICES)
+    at_least("polynomial: degree_max", o["degree_max"], 1)
+    at_least("polynomial: top_k", o["top_k"], 1, optional=True)
+    check_method(o["method"], 1)
+    direction = o["direction"]
+    if isinstance(direction, str):
+        choice("polynomial: direction", direction, ("update",))
+        if getattr(getattr(config, "train", None), "protocol", None) == "none":
+            raise ValueError("polynomial: direction 'update' needs a trained W (train.protocol "
+                             "is 'none')")
+    else:
+        at_least("polynomial: direction", direction, 0)
+
+
+@register_measurement("polynomial", check=_check)
 def polynomial(
     ctx: MeasureContext,
     degree_max: int = 4,
@@ -115,10 +130,6 @@ def polynomial(
         weight (as floats); ``chance`` = (K + 1)/n; scalars ``dominant_degree_j`` and
         ``projection_norm_j`` for j = 1..min(top_k, 3).
     """
-    if matrix not in MATRICES:
-        raise ValueError(f"polynomial: matrix must be one of {MATRICES}, got {matrix!r}")
-    if int(degree_max) < 1:
-        raise ValueError(f"polynomial: degree_max must be >= 1, got {degree_max}")
     K = int(degree_max)
     beta = _direction(ctx, direction, method)
     k = K if top_k is None else int(top_k)

@@ -7,6 +7,7 @@ store's metric columns, arrays to its array table.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,36 +58,64 @@ class MeasureContext:
 
 
 MeasureFn = Callable[..., dict[str, float | np.ndarray]]
+#: ``check(config, options)``: raise ValueError when ``options`` (every option of the
+#: measurement, defaults filled in) cannot work, or cannot work with the run's ``config`` (a
+#: :class:`twolayer.config.RunConfig`, or None for a context built by hand).
+CheckFn = Callable[[Any, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
 class Measurement:
     """A registered measurement and whether it can run inside a training trajectory
-    (``per_step``: needs only the current student and the teacher)."""
+    (``per_step``: needs only the current student and the teacher).
+
+    ``check`` holds what can be decided before the run: it runs when a spec is validated (so a
+    sweep with a wrong option or a run it cannot measure fails at once, with the spec's line)
+    and again before every evaluation.
+    """
 
     name: str
     fn: MeasureFn
     per_step: bool = False
     description: str = ""
+    check: CheckFn | None = None
+
+    def options_with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with the defaults of the options not given (unknown ones raise)."""
+        try:
+            bound = inspect.signature(self.fn).bind_partial(None, **options)
+        except TypeError as exc:
+            raise ValueError(f"measurement {self.name!r}: {exc}") from None
+        bound.apply_defaults()
+        return dict(list(bound.arguments.items())[1:])
+
+    def validate(self, config: Any, options: dict[str, Any]) -> None:
+        """Run ``check`` on ``options`` (defaults filled in) and ``config``."""
+        if self.check is not None:
+            self.check(config, self.options_with_defaults(options))
 
 
 MEASUREMENTS: Registry[Measurement] = Registry("measurement")
 
 
-def register_measurement(name: str, *, per_step: bool = False) -> Callable[[MeasureFn], MeasureFn]:
-    """Decorator: ``@register_measurement("spectrum")`` on ``fn(ctx, **options) -> dict``."""
+def register_measurement(
+    name: str, *, per_step: bool = False, check: CheckFn | None = None
+) -> Callable[[MeasureFn], MeasureFn]:
+    """Decorator: ``@register_measurement("spectrum")`` on ``fn(ctx, **options) -> dict``;
+    ``check`` is the measurement's :attr:`Measurement.check`."""
 
     def decorator(fn: MeasureFn) -> MeasureFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        MEASUREMENTS.add(name, Measurement(name, fn, per_step, doc[0] if doc else ""))
+        MEASUREMENTS.add(name, Measurement(name, fn, per_step, doc[0] if doc else "", check))
         return fn
 
     return decorator
 
 
 def measure(name: str, ctx: MeasureContext, **options: Any) -> dict[str, float | np.ndarray]:
-    """Run the measurement ``name`` and prefix its keys with ``name.``."""
+    """Run the measurement ``name`` (after its check) and prefix its keys with ``name.``."""
     m = MEASUREMENTS.get(name)
+    m.validate(ctx.config, options)
     try:
         values = m.fn(ctx, **options)
     except TypeError as exc:
@@ -94,3 +123,20 @@ def measure(name: str, ctx: MeasureContext, **options: Any) -> dict[str, float |
             raise ValueError(f"measurement {name!r}: {exc}") from None
         raise
     return {f"{name}.{k}": v for k, v in values.items()}
+
+
+def choice(what: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    """Raise ValueError unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{what} must be one of {options}, got {value!r}")
+
+
+def at_least(what: str, value: Any, low: float, *, optional: bool = False) -> None:
+    """Raise ValueError unless ``value`` >= ``low`` (None allowed when ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{what} must be a number >= {low:g}, got {value!r}")
+    if not value >= low:
+        raise ValueError(f"{what} must be >= {low:g}, got {value!r}")

@@ -8,11 +8,16 @@ from typing import Any
 import numpy as np
 
 from twolayer.measure._common import features, probe
-from twolayer.measure._linalg import as_float64, singular_values, stable_rank
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure._linalg import as_float64, check_method, singular_values, stable_rank
+from twolayer.measure.registry import MeasureContext, at_least, register_measurement
 
 
-@register_measurement("spectrum")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    at_least("spectrum: top_k", o["top_k"], 1, optional=True)
+    check_method(o["method"], o["top_k"])
+
+
+@register_measurement("spectrum", check=_check)
 def spectrum(
     ctx: MeasureContext,
     top_k: int | None = None,

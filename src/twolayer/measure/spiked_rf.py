@@ -81,7 +81,12 @@ def _path(
     return out, ok
 
 
-@register_measurement("spiked_rf_theory")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    if config is None or config.readout is None:
+        raise ValueError("spiked_rf_theory: the run needs a readout section")
+
+
+@register_measurement("spiked_rf_theory", check=_check)
 def spiked_rf_theory(
     ctx: MeasureContext, random_features: bool = False, n_k: int = 80, tol: float = 1e-8
 ) -> dict[str, Any]:
@@ -111,8 +116,6 @@ def spiked_rf_theory(
         ``rf_test_mse_path``).
     """
     config = ctx.config
-    if config is None or config.readout is None:
-        raise ValueError("spiked_rf_theory: the run needs a readout section")
     readout = config.readout
     train = config.train
     teacher = ctx.teacher

@@ -16,13 +16,13 @@ import numpy as np
 
 from twolayer.losses import get_loss
 from twolayer.measure._common import teacher_directions
-from twolayer.measure._linalg import as_float64, top_singular_triplets
-from twolayer.measure.registry import MeasureContext, register_measurement
+from twolayer.measure._linalg import as_float64, check_method, top_singular_triplets
+from twolayer.measure.registry import MeasureContext, at_least, register_measurement
 from twolayer.train.steps import giant_steps
 
 
-def _giant_steps_section(ctx: MeasureContext) -> Any:
-    train = getattr(ctx.config, "train", None)
+def _giant_steps_section(config: Any) -> Any:
+    train = getattr(config, "train", None)
     if train is None or getattr(train, "protocol", None) != "giant_steps":
         got = getattr(train, "protocol", None)
         raise ValueError(f"step_update: needs train.protocol 'giant_steps', got {got!r}")
@@ -45,7 +45,7 @@ def replay_giant_steps(ctx: MeasureContext, k: int) -> Any:
         Bit-identical to the protocol's student after step k: the same function draws the
         same batches from the same streams (fresh batch j from stream ("batch", j)).
     """
-    train = _giant_steps_section(ctx)
+    train = _giant_steps_section(ctx.config)
     n_steps = len(train.steps)
     if not 0 <= k <= n_steps:
         raise ValueError(f"step_update: from_step must be in 0..{n_steps}, got {k}")
@@ -63,7 +63,18 @@ def replay_giant_steps(ctx: MeasureContext, k: int) -> Any:
     return result.student
 
 
-@register_measurement("step_update")
+def _check(config: Any, o: dict[str, Any]) -> None:
+    at_least("step_update: top_k", o["top_k"], 1)
+    check_method(o["method"], o["top_k"])
+    n_steps = len(_giant_steps_section(config).steps)
+    k = n_steps - 1 if o["from_step"] is None else o["from_step"]
+    if not 0 <= k <= n_steps:
+        raise ValueError(f"step_update: from_step must be in 0..{n_steps}, got {k}")
+    if k == n_steps:
+        raise ValueError(f"step_update: from_step = {k} leaves no step to measure (K = {k})")
+
+
+@register_measurement("step_update", check=_check)
 def step_update(
     ctx: MeasureContext, from_step: int | None = None, top_k: int = 3, method: str = "auto"
 ) -> dict[str, Any]:
@@ -95,12 +106,8 @@ def step_update(
         spectrum; ``norm_frobenius`` scalar ||M||_F.
     """
     k_top = int(top_k)
-    if k_top < 1:
-        raise ValueError(f"step_update: top_k must be >= 1, got {top_k}")
-    n_steps = len(_giant_steps_section(ctx).steps)
+    n_steps = len(ctx.config.train.steps)
     k = n_steps - 1 if from_step is None else int(from_step)
-    if k == n_steps:
-        raise ValueError(f"step_update: from_step = {k} leaves no step to measure (K = {k})")
     before = replay_giant_steps(ctx, k)
     M = as_float64(ctx.student.W) - as_float64(before.W)
     B = teacher_directions(ctx, "step_update")

@@ -40,7 +40,12 @@ def neuron_directions(W: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndar
     return norms, nearest, angle
 
 
-@register_measurement("teacher_neurons", per_step=True)
+def _check(config: Any, o: dict[str, Any]) -> None:
+    if not 0.0 < o["angle"] < np.pi:
+        raise ValueError(f"teacher_neurons: angle must be in (0, pi), got {o['angle']}")
+
+
+@register_measurement("teacher_neurons", per_step=True, check=_check)
 def teacher_neurons(ctx: MeasureContext, angle: float = 0.1) -> dict[str, Any]:
     """Output mass of the student near the teacher's neurons, and its learned subspace.
 
@@ -62,8 +67,6 @@ def teacher_neurons(ctx: MeasureContext, angle: float = 0.1) -> dict[str, Any]:
     angle : float
         Radius (radians) of the cone around each teacher direction.
     """
-    if not 0.0 < angle < np.pi:
-        raise ValueError(f"teacher_neurons: angle must be in (0, pi), got {angle}")
     B = teacher_directions(ctx, "teacher_neurons")
     W = as_float64(ctx.student.W)
     a = as_float64(ctx.student.a)
