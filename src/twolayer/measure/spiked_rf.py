@@ -82,8 +82,27 @@ def _path(
 
 
 def _check(config: Any, o: dict[str, Any]) -> None:
+    """What the equations cover: a noiseless single-index teacher, W_0 with unit rows, the
+    ``spiked`` (or no) training, and a ridge readout to predict."""
     if config is None or config.readout is None:
         raise ValueError("spiked_rf_theory: the run needs a readout section")
+    if config.teacher.name != "single_index":
+        raise ValueError(
+            f"spiked_rf_theory: needs a single-index teacher, got {config.teacher.name!r}"
+        )
+    if config.teacher.options.get("noise", 0.0) != 0.0:
+        raise ValueError("spiked_rf_theory: the equations are for a teacher without label noise")
+    student = config.student
+    if student.w_init != "sphere" or student.w_scale != 1.0:
+        raise ValueError(
+            "spiked_rf_theory: W_0 must have unit rows (student.w_init: sphere, w_scale: 1), "
+            f"got w_init {student.w_init!r}, w_scale {student.w_scale:g}"
+        )
+    if config.train.protocol not in ("spiked", "none"):
+        raise ValueError(
+            "spiked_rf_theory: needs train.protocol 'spiked' or 'none', "
+            f"got {config.train.protocol!r}"
+        )
 
 
 @register_measurement("spiked_rf_theory", check=_check)
@@ -119,27 +138,13 @@ def spiked_rf_theory(
     readout = config.readout
     train = config.train
     teacher = ctx.teacher
-    link = getattr(teacher, "link", None)
+    link = teacher.link
     beta = teacher_directions(ctx, "spiked_rf_theory")
-    if not isinstance(link, Activation) or beta.shape[0] != 1:
-        raise ValueError("spiked_rf_theory: needs a single-index teacher")
-    if getattr(teacher, "noise", 0.0) != 0.0:
-        raise ValueError("spiked_rf_theory: the equations are for a teacher without label noise")
     W0 = as_float64(ctx.student_init.W)
-    norms = np.linalg.norm(W0, axis=1)
-    if not np.allclose(norms, 1.0, rtol=1e-8, atol=0.0):
-        raise ValueError(
-            "spiked_rf_theory: W_0 must have unit rows (student.w_init: sphere, w_scale: 1), "
-            f"row norms are in [{norms.min():.4g}, {norms.max():.4g}]"
-        )
     if train.protocol == "spiked":
         params = train.build().resolve(ctx.student_init, teacher)
-    elif train.protocol == "none":
-        params = SpikedRFParameters(0.0, 1.0, 0.0)
     else:
-        raise ValueError(
-            f"spiked_rf_theory: needs train.protocol 'spiked' or 'none', got {train.protocol!r}"
-        )
+        params = SpikedRFParameters(0.0, 1.0, 0.0)
     d = W0.shape[1]
     v = spike_direction(beta[0], params.gamma, d, ctx.streams.generator(SPIKE_STREAM))
     n = int(readout.n)
