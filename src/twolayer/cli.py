@@ -152,6 +152,11 @@ class _RichProgress:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no result table.")
 @click.option(
+    "--dry-run", "-n", is_flag=True,
+    help="Check SPEC and say what would run (runs, stored, to do, trained students); "
+    "run nothing, write nothing.",
+)
+@click.option(
     "--metric",
     help="Metric whose best (lowest) value the progress bar shows "
     "(default: readout.test_mse, else network.test_mse).",
@@ -165,6 +170,7 @@ def run(
     retry_failed: bool,
     batch_seeds: bool | None,
     quiet: bool,
+    dry_run: bool,
     metric: str | None,
 ) -> None:
     """Run SPEC (a YAML file): one run, or a sweep over parameters and seeds.
@@ -177,13 +183,17 @@ def run(
       twolayer run examples/one_step.yaml
       twolayer run examples/sweep_eta.yaml --jobs 4 --store results/eta.sqlite
       twolayer run examples/sweep_eta.yaml --retry-failed
+      twolayer run examples/sweep_eta.yaml --dry-run      # what would run, nothing runs
       twolayer run examples/sweep_eta.yaml --batch-seeds   # seeds of a point as one batch
       twolayer run big_sweep.yaml --executor dask     # executor.address in the spec
     """
-    from twolayer.experiment.runner import run_spec
+    from twolayer.experiment.runner import plan_spec, run_spec
     from twolayer.experiment.spec import load_spec_with_runs
 
     parsed, runs = load_spec_with_runs(spec)
+    if dry_run:
+        _print_plan(plan_spec(parsed, store=store, retry_failed=retry_failed))
+        return
     interactive = sys.stdout.isatty() and not quiet
     progress = _RichProgress(metric, enabled=interactive)
     result = run_spec(
@@ -201,6 +211,18 @@ def run(
         _report(result, counts, progress)
     if counts.get("failed"):
         sys.exit(1)
+
+
+def _print_plan(plan: Any) -> None:
+    console = _plain_console()
+    axes = " x ".join(f"{k} ({n})" for k, n in plan.axes.items()) or "one point"
+    console.print(f"{plan.sweep}: {axes}, {plan.seeds} seed(s): {plan.total} runs")
+    stored = ", ".join(f"{n} {s}" for s, n in sorted(plan.stored.items())) or "none"
+    console.print(f"in {plan.store}: {stored}")
+    console.print(
+        f"would run {plan.todo}, training {plan.students} student(s) "
+        "(runs differing only in readout, evaluation or measurements share one)"
+    )
 
 
 def _plain_console() -> Any:

@@ -88,6 +88,26 @@ def test_status_names_seed_and_point_caps_the_list_and_prints_errors_verbatim(cl
     assert f"(seed {seeds - 1}, student.N=8)" in every.output
 
 
+def test_dry_run_says_what_would_run_and_writes_nothing(cli, tmp_path, tiny, boom):
+    tiny["seeds"] = 2
+    tiny["measure"] = [{"name": boom, "fail": False}]
+    tiny["sweep"] = {"measure[0].fail": [False, True], "readout.n": [16, 32]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny))
+    before = cli.invoke(main, ["run", "s.yaml", "--dry-run"])
+    assert before.exit_code == 0, before.output
+    assert "measure[0].fail (2) x readout.n (2), 2 seed(s): 8 runs" in before.output
+    assert "in tiny.sqlite: none" in before.output
+    # readout sizes and measurements share the student: one per seed
+    assert "would run 8, training 2 student(s)" in before.output
+    assert not (tmp_path / "tiny.sqlite").exists()
+    cli.invoke(main, ["run", "s.yaml", "--executor", "serial", "-q"])
+    after = cli.invoke(main, ["run", "s.yaml", "-n"])
+    assert "in tiny.sqlite: 4 done, 4 failed" in after.output
+    assert "would run 0, training 0 student(s)" in after.output
+    retry = cli.invoke(main, ["run", "s.yaml", "-n", "--retry-failed"])
+    assert "would run 4, training 2 student(s)" in retry.output
+
+
 def test_bad_spec_exits_2_with_one_message(cli, tmp_path, tiny):
     tiny["train"]["steps"][0]["eta"]["alpha"] = 3
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(tiny, sort_keys=False))

@@ -35,8 +35,10 @@ _EXPORTS = {
     "load_arrays": "twolayer.experiment.results",
     "load_trajectory": "twolayer.experiment.results",
     "Progress": "twolayer.experiment.runner",
+    "SweepPlan": "twolayer.experiment.runner",
     "SweepResult": "twolayer.experiment.runner",
     "plan_groups": "twolayer.experiment.runner",
+    "plan_spec": "twolayer.experiment.runner",
     "run_spec": "twolayer.experiment.runner",
     "select_todo": "twolayer.experiment.runner",
     "ExecutorConfig": "twolayer.experiment.spec",
@@ -66,6 +68,7 @@ __all__ = [
     "Store",
     "StoreBusyError",
     "StoreError",
+    "SweepPlan",
     "SweepResult",
     "available_cores",
     "blas_threads_for",
@@ -84,6 +87,7 @@ __all__ = [
     "make_executor",
     "parse_key",
     "plan_groups",
+    "plan_spec",
     "run_id",
     "run_spec",
     "select_todo",
@@ -106,7 +110,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     )
     from twolayer.experiment.record import Record, execute_group, execute_run
     from twolayer.experiment.results import export, flatten, load, load_arrays, load_trajectory
-    from twolayer.experiment.runner import Progress, SweepResult, plan_groups, run_spec, select_todo
+    from twolayer.experiment.runner import (
+        Progress,
+        SweepPlan,
+        SweepResult,
+        plan_groups,
+        plan_spec,
+        run_spec,
+        select_todo,
+    )
     from twolayer.experiment.spec import (
         ExecutorConfig,
         RunSpec,

@@ -123,6 +123,67 @@ def select_todo(
     return out
 
 
+@dataclass
+class SweepPlan:
+    """What :func:`run_spec` would do, without running or writing anything (:func:`plan_spec`).
+
+    Attributes
+    ----------
+    store : Path
+    sweep : str
+    axes : dict[str, int]
+        Each sweep (or zip) key and its number of values.
+    seeds : int
+    total : int
+        Distinct runs of the sweep.
+    stored : dict[str, int]
+        Runs of the sweep the store already has, by status.
+    todo : int
+        Runs that would execute now.
+    students : int
+        Trained students those runs need: runs that differ only in their readout, evaluation or
+        measurements share one (DESIGN §2).
+    """
+
+    store: Path
+    sweep: str
+    axes: dict[str, int]
+    seeds: int
+    total: int
+    stored: dict[str, int]
+    todo: int
+    students: int
+
+
+def plan_spec(
+    spec: Spec | str | Path | dict[str, Any],
+    *,
+    store: str | Path | None = None,
+    retry_failed: bool = False,
+) -> SweepPlan:
+    """Validate a spec and say what running it would do: how many runs, how many the store
+    already has, how many would execute and how many trained students they need. Reads the
+    store if it exists (without taking its lock); writes nothing."""
+    if isinstance(spec, Spec):
+        runs = spec.runs()
+    else:
+        spec, runs = load_spec_with_runs(spec)
+    path = Path(store) if store is not None else Path(spec.store_path)
+    statuses: dict[str, str] = {}
+    if path.exists():
+        with Store(path, create=False) as st:
+            statuses = st.statuses(r.id for r in runs)
+    todo = select_todo(runs, statuses, retry_failed)
+    stored: dict[str, int] = {}
+    for status in statuses.values():
+        stored[status] = stored.get(status, 0) + 1
+    axes = {k: len(v) for k, v in {**spec.sweep, **spec.zip}.items()}
+    return SweepPlan(
+        path, spec.name, axes, len(spec.seed_list), len({r.id for r in runs}), stored,
+        len(todo), len({r.share_key for r in todo}),
+    )
+
+
 class _Heartbeat(threading.Thread):
     """Refreshes the store lock's heartbeat while the driver waits for long runs."""
 
