@@ -71,3 +71,37 @@ def test_save_writes_png_and_pdf(tmp_path) -> None:
     png = plots.save(fig, tmp_path / "figs", "demo")
     assert png == tmp_path / "figs" / "demo.png"
     assert png.stat().st_size > 0 and (tmp_path / "figs" / "demo.pdf").stat().st_size > 0
+
+
+def test_standard_figures_draw_theory_predictions_as_lines(tmp_path, monkeypatch):
+    from twolayer.experiment import run_spec
+    from twolayer.plots import standard
+
+    spec = {
+        "name": "theory_lines",
+        "seeds": 2,
+        "teacher": {"name": "single_index", "d": 20, "link": "tanh", "noise": 0.1},
+        "student": {"N": 40},
+        "train": {"protocol": "giant_steps", "n": 60, "steps": [{"eta": {"c": 1.0}}]},
+        "readout": {"n": 60, "lambdas": [1e-2]},
+        "evaluate": {"n_test": 200},
+        "measure": ["ridge_theory"],
+        "sweep": {"train.steps[0].eta.c": [0.5, 1.0, 2.0]},
+        "executor": {"kind": "serial"},
+        "store": str(tmp_path / "s.sqlite"),
+    }
+    run_spec(spec)
+    drawn: dict[str, object] = {}
+
+    def keep(fig, folder, stem):
+        drawn[stem] = fig
+        return tmp_path / f"{stem}.png"
+
+    monkeypatch.setattr(standard.plots, "save", keep)
+    standard.plot_store(tmp_path / "s.sqlite", tmp_path)
+    ax = drawn["theory_lines_errors"].axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert "ridge_theory.test_mse" in lines  # a line through the 3 seed means
+    assert len(lines["ridge_theory.test_mse"].get_xdata()) == 3
+    measured = {c.get_label() for c in ax.containers}  # error bars
+    assert "readout.test_mse" in measured and "ridge_theory.test_mse" not in measured

@@ -130,3 +130,45 @@ def test_rf_prediction_uses_the_mean_direction():
     assert with_mean.effective_noise_var < 0.02
     assert without.effective_noise_var == pytest.approx(1.0)
     assert with_mean.risk < 0.05 < 0.9 < without.risk
+
+
+def test_per_row_constants_of_a_homogeneous_activation_rescale_the_unit_row_covariance():
+    # Exact: relu(r z) = r relu(z), so rows of norms r_i give features r_i * (unit-row feature):
+    # Omega(W) = D Omega(W / ||w||) D and q(W) = D q(W / ||w||), D = diag(r), to rounding.
+    from twolayer.activations import constants_at_scales
+    from twolayer.theory.ridge import rf_gaussian_equivalent_covariance, rf_target_correlation
+
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((120, 60)) * rng.uniform(0.3, 3.0, size=(120, 1))
+    beta = np.eye(60)[0]
+    r = np.linalg.norm(W, axis=1)
+    act = get_activation("relu")
+    c = act.constants
+    m0, m1, norm2 = constants_at_scales(act, r)
+    ms = np.sqrt(norm2 - m0**2 - m1**2)
+    unit = W / r[:, None]
+    omega = rf_gaussian_equivalent_covariance(W, m0, m1, ms)
+    omega_unit = rf_gaussian_equivalent_covariance(unit, c.mu0, c.mu1, c.mu_star)
+    np.testing.assert_allclose(omega, r[:, None] * omega_unit * r[None, :], rtol=1e-9)
+    np.testing.assert_allclose(np.diag(omega) * 120, r**2 / 2, rtol=1e-9)  # E relu(r z)^2
+    q = rf_target_correlation(W, beta, m0, m1, 0.3, 0.7)
+    q_unit = rf_target_correlation(unit, beta, c.mu0, c.mu1, 0.3, 0.7)
+    np.testing.assert_allclose(q, r * q_unit, rtol=1e-9)
+
+
+def test_prediction_for_gaussian_rows_equals_the_one_with_explicit_per_row_constants():
+    # rf_ridge_prediction_for computes each row's constants itself (tanh: not homogeneous);
+    # the same numbers from constants computed exactly row by row, to the spline's accuracy.
+    rng = np.random.default_rng(4)
+    N, d, n = 80, 40, 120
+    W = rng.standard_normal((N, d)) / math.sqrt(d)  # rows of norm ~ 1 +- 0.1
+    beta = np.eye(d)[1]
+    act, link = get_activation("tanh"), get_activation("relu")
+    rows = [act.affine(scale=float(v)).constants for v in np.linalg.norm(W, axis=1)]
+    m0, m1 = np.array([c.mu0 for c in rows]), np.array([c.mu1 for c in rows])
+    ms = np.array([c.mu_star for c in rows])
+    cg = link.constants
+    direct = rf_ridge_prediction(W, beta, n, 1e-2, mu0=m0, mu1=m1, mu_star=ms, c0=cg.mu0,
+                                 c1=cg.mu1, target_norm2=cg.norm2, noise_var=0.1)
+    auto = rf_ridge_prediction_for(W, beta, n, 1e-2, act, link, noise_var=0.1)
+    assert auto.test_error == pytest.approx(direct.test_error, rel=1e-9)

@@ -10,6 +10,7 @@ from twolayer.measure import outliers as outliers
 from twolayer.measure import overlaps as overlaps
 from twolayer.measure import patterns as patterns
 from twolayer.measure import polynomial as polynomial
+from twolayer.measure import ridge_theory as ridge_theory
 from twolayer.measure import spectrum as spectrum
 from twolayer.measure import spiked_rf as spiked_rf
 from twolayer.measure import step_update as step_update

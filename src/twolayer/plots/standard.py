@@ -1,7 +1,8 @@
 """The standard figures of any store (``twolayer plot STORE``).
 
 For each sweep of the store: every error metric against the swept parameter (mean and standard
-error over seeds, one series per metric and per value of a second swept parameter), overlaps and
+error over seeds, one series per metric and per value of a second swept parameter; theory
+predictions such as ``ridge_theory.test_mse`` as dashed lines of their seed means), overlaps and
 outlier counts against it when measured, the singular-value histogram of W with the
 Marchenko–Pastur density where a spectrum was stored, and training trajectories where recorded.
 """
@@ -17,6 +18,8 @@ from twolayer import plots
 from twolayer.experiment import Store, flatten, load, load_arrays, load_trajectory
 
 ERROR_METRIC = re.compile(r"\.(test|train)_(mse|err01)$")
+#: Measurements whose values are theory predictions: drawn as lines beside the measured points.
+THEORY_MEASUREMENTS = ("ridge_theory.", "spiked_rf_theory.")
 MAX_SERIES = 6
 
 
@@ -75,10 +78,15 @@ def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem:
             continue
         fig, ax = plots.figure()
         for k, column in enumerate(columns[:MAX_SERIES]):
-            for label, part in _series(runs, swept):
+            theory = column.startswith(THEORY_MEASUREMENTS)
+            for j, (label, part) in enumerate(_series(runs, swept)):
                 stats = plots.mean_and_sem(part, x, column)
-                plots.measured(ax, stats, label=f"{column} {label}".strip(),
-                               marker="os^vD<>"[k % 7])
+                name = f"{column} {label}".strip()
+                if theory:  # a prediction: its seed mean as a line
+                    plots.theory_line(ax, stats.index, stats["mean"], label=name,
+                                      color=f"C{(k + j) % 10}", ls="--")
+                else:
+                    plots.measured(ax, stats, label=name, marker="os^vD<>"[k % 7])
         ax.set_xlabel(x)
         ax.set_ylabel(kind)
         if kind == "errors" and (runs[columns].to_numpy(float) > 0).all():

@@ -25,7 +25,8 @@ lam -> 0+ with rank(Sigma) > n is the minimum-norm interpolator; with rank(Sigma
 it is least squares (kappa = 0).
 
 Random features conditional on W (Gaussian equivalence; Mei & Montanari 2019, Goldt et al. 2022,
-Hu & Lu 2022): phi(x) = sigma(W x) / sqrt(N), W of shape (N, d) with rows of unit norm,
+Hu & Lu 2022): phi(x) = sigma(W x) / sqrt(N), W of shape (N, d) with rows of unit norm (rows of
+other norms: each neuron's constants are those of z -> sigma(||w_i|| z), below),
 x ~ N(0, I_d), y = f*(<beta, x>) + noise with ||beta|| = 1, ridge WITHOUT intercept in the
 convention above. The features are replaced by Gaussian ones with the same second moments
 
@@ -36,7 +37,16 @@ convention above. The features are replaced by Gaussian ones with the same secon
 effective noise s^2 = noise^2 + ||f*||^2 - q^T Omega^-1 q (what phi cannot express acts as noise).
 Here mu_k are the activation's and c_0 = E f*(z), c_1 = E[z f*(z)] the link's Hermite constants
 (orthonormal convention, z ~ N(0, 1)). The corrections are O(1/d) per entry (higher Hermite
-orders times (w_i . w_j)^k).
+orders times (w_i . w_j)^k). For rows of any norms r_i = ||w_i||, with per-neuron constants
+m0_i, m1_i, m*_i of z -> sigma(r_i z) and unit directions w_i / r_i,
+
+    Omega_ij ~= (m0_i m0_j + m1_i m1_j <w_i, w_j> / (r_i r_j) + delta_ij m*_i^2) / N,
+    q_i ~= (m1_i c_1 <w_i, beta> / r_i + m0_i c_0) / sqrt(N),
+
+which is the formula above when every r_i = 1. The prediction is conditional on W and needs W
+independent of the ridge's training data (a fresh readout batch): after a first-layer step on
+another batch it still applies; how far it then is from the measured error shows how far the
+step took the features beyond a Gaussian-equivalent model (a large step's spike does).
 """
 
 from __future__ import annotations
@@ -274,37 +284,56 @@ def ridge_deterministic_equivalent_from_covariance(
 # Random features, conditional on W
 
 
+def _unit_rows(W: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(W, axis=1, keepdims=True)
+    return np.divide(W, norms, out=np.zeros_like(W), where=norms > 0)
+
+
+def _per_row(value: Any, N: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (N,))
+
+
 def rf_gaussian_equivalent_covariance(
-    W: np.ndarray, mu0: float, mu1: float, mu_star: float
+    W: np.ndarray, mu0: Any, mu1: Any, mu_star: Any
 ) -> np.ndarray:
     """Second-moment matrix of phi = sigma(W x)/sqrt(N) under Gaussian equivalence.
 
     Parameters
     ----------
     W : (N, d) array
-        First-layer weights, rows of unit norm (the formula's diagonal uses ||w_i|| = 1).
-    mu0, mu1, mu_star : float
-        Activation constants E sigma(z), E z sigma(z), sqrt(E sigma^2 - mu0^2 - mu1^2).
+        First-layer weights. With scalar constants the rows must have unit norm; with per-row
+        constants (those of z -> sigma(||w_i|| z), :func:`twolayer.activations.constants_at_scales`)
+        any norms: only the directions w_i / ||w_i|| enter the correlations.
+    mu0, mu1, mu_star : float or (N,) arrays
+        Activation constants E sigma(z), E z sigma(z), sqrt(E sigma^2 - mu0^2 - mu1^2), for all
+        rows or per row.
 
     Returns
     -------
     (N, N) array
-        ``(mu1^2 W W^T + mu_star^2 I + mu0^2 1 1^T) / N``.
+        ``(m0 m0^T + D1 R D1 + diag(m*^2)) / N`` with R_ij = <w_i, w_j> / (||w_i|| ||w_j||) and
+        D1 = diag(m1); for unit rows and scalar constants ``(mu1^2 W W^T + mu_star^2 I +
+        mu0^2 1 1^T) / N``.
     """
     W = np.asarray(W, dtype=np.float64)
     N = W.shape[0]
-    omega = mu1**2 * (W @ W.T) + mu0**2
-    omega[np.diag_indices(N)] += mu_star**2
+    m0, m1, ms = (_per_row(v, N) for v in (mu0, mu1, mu_star))
+    Wh = _unit_rows(W)
+    omega = np.outer(m1, m1) * (Wh @ Wh.T) + np.outer(m0, m0)
+    omega[np.diag_indices(N)] += ms**2
     return omega / N
 
 
 def rf_target_correlation(
-    W: np.ndarray, beta: np.ndarray, mu0: float, mu1: float, c0: float, c1: float
+    W: np.ndarray, beta: np.ndarray, mu0: Any, mu1: Any, c0: float, c1: float
 ) -> np.ndarray:
-    """``q = E[phi y] = (mu1 c1 W beta + mu0 c0 1) / sqrt(N)``, shape (N,), for unit beta (d,)."""
+    """``q = E[phi y] = (m1 c1 <w_i/||w_i||, beta> + m0 c0) / sqrt(N)``, shape (N,), for unit
+    beta (d,); constants scalar (unit rows) or per row, as in
+    :func:`rf_gaussian_equivalent_covariance`."""
     W = np.asarray(W, dtype=np.float64)
     N = W.shape[0]
-    return (mu1 * c1 * (W @ np.asarray(beta, dtype=np.float64)) + mu0 * c0) / math.sqrt(N)
+    m0, m1 = _per_row(mu0, N), _per_row(mu1, N)
+    return (m1 * c1 * (_unit_rows(W) @ np.asarray(beta, dtype=np.float64)) + m0 * c0) / math.sqrt(N)
 
 
 @dataclass(frozen=True)
@@ -351,7 +380,8 @@ def rf_ridge_prediction(
     Parameters
     ----------
     W : (N, d) array
-        Rows of unit norm. Features phi = sigma(W x) / sqrt(N), no intercept.
+        Features phi = sigma(W x) / sqrt(N), no intercept. Rows of unit norm, unless the
+        constants are given per row (see :func:`rf_gaussian_equivalent_covariance`).
     beta : (d,) array
         Unit teacher direction; y = f*(<beta, x>) + noise, x ~ N(0, I_d).
     n : int
@@ -360,8 +390,8 @@ def rf_ridge_prediction(
         Penalty in the mean convention ``(1/n) sum (y - <a, phi>)^2 + lam ||a||^2`` (use
         :func:`penalty_sum_to_mean` for a penalty on the sum). One eigendecomposition of Omega
         serves all values.
-    mu0, mu1, mu_star : float
-        Activation constants (orthonormal Hermite convention).
+    mu0, mu1, mu_star : float or (N,) arrays
+        Activation constants (orthonormal Hermite convention), for all rows or per row.
     c0, c1, target_norm2 : float
         Link constants E f*(z), E[z f*(z)], E f*(z)^2.
     noise_var : float
@@ -409,14 +439,25 @@ def rf_ridge_prediction_for(
     """:func:`rf_ridge_prediction` with constants computed from registered activations.
 
     ``activation`` and ``link`` are names (``"relu"``) or :class:`twolayer.activations.Activation`
-    objects; their constants come from :mod:`twolayer.activations` (quadrature).
+    objects; their constants come from :mod:`twolayer.activations` (quadrature). W may have rows
+    of any norm (Gaussian initialisation, a trained first layer): each row gets the constants of
+    z -> sigma(||w_i|| z) (:func:`twolayer.activations.constants_at_scales`); rows of norm 0
+    give the constant feature sigma(0).
     """
-    from twolayer.activations import get_activation
+    from twolayer.activations import constants_at_scales, get_activation
 
     act = get_activation(activation)
     g = get_activation(link)
-    ca, cg = act.constants, g.constants
+    cg = g.constants
+    W = np.asarray(W, dtype=np.float64)
+    norms = np.linalg.norm(W, axis=1)
+    live = norms > 0
+    m0 = np.full(norms.shape, float(act(np.zeros(1))[0]))  # sigma(0 z) = sigma(0)
+    m1, norm2 = np.zeros_like(norms), m0**2
+    if np.any(live):
+        m0[live], m1[live], norm2[live] = constants_at_scales(act, norms[live])
+    mu_star = np.sqrt(np.clip(norm2 - m0**2 - m1**2, 0.0, None))
     return rf_ridge_prediction(
-        W, beta, n, lam, mu0=ca.mu0, mu1=ca.mu1, mu_star=ca.mu_star,
+        W, beta, n, lam, mu0=m0, mu1=m1, mu_star=mu_star,
         c0=cg.mu0, c1=cg.mu1, target_norm2=cg.norm2, noise_var=noise_var,
     )
