@@ -27,7 +27,7 @@ BASE = dict(
     train=dict(protocol="giant_steps", n=60, steps=[dict(eta=dict(c=1.0, alpha=0.5, S="N"))]),
     readout=dict(n=60, lambdas=[0.0, 1e-3, 1e-1], baselines=["random_features", "linear"]),
     evaluate=dict(n_test=1500),
-    measure=["spectrum", "overlaps"],
+    measure=["spectrum", "overlaps", {"name": "ridge_theory", "random_features": True}],
 )
 
 
