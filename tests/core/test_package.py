@@ -36,3 +36,18 @@ def test_command_line_and_store_import_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_readme_quickstart_runs() -> None:
+    # the README's Python quickstart, as printed there (d = 300: ~2 s)
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = re.search(r"## Quickstart \(Python\)\n\n```python\n(.*?)```", readme, re.S)
+    assert code is not None, "README has no Python quickstart block"
+    namespace: dict[str, object] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.scalars["readout.test_mse"] < result.scalars["random_features.test_mse"]
+    assert namespace["W1"].shape == (600, 300)
