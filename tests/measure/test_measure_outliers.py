@@ -119,12 +119,23 @@ def test_feature_outliers_pure_noise_and_spike(seed: int) -> None:
     assert spiked["outliers.F_count"] >= 1
 
 
-def test_outliers_rejects_truncated_count() -> None:
-    N, d = 200, 200
+@pytest.mark.parametrize(("N", "d"), [(200, 200), (1500, 1300)])  # Gram path; Lanczos path
+def test_outliers_count_is_never_truncated(N, d) -> None:
+    # The whole bulk of W = 1.3 W_0 lies above W_0's edge + margin except its lower part: the
+    # first pass (max_outliers = 3: 4 values) is all outliers, so more values are computed until
+    # the count is complete; it must equal the count from the full spectrum.
     W0 = noise_matrix(N, d, 51)
-    ctx = build_context(single_index(d), W0, 3.0 * W0)  # whole bulk far above W_0's edge
-    with pytest.raises(ValueError, match="max_outliers"):
-        measure("outliers", ctx, features_outliers=False, max_outliers=3)
+    W = 1.3 * W0
+    ctx = build_context(single_index(d), W0, W)
+    out = measure("outliers", ctx, features_outliers=False, max_outliers=3)
+    s = np.linalg.svd(W, compute_uv=False)
+    expected = int(np.sum(s > out["outliers.W_threshold"]))
+    assert expected > 4
+    assert out["outliers.W_count"] == expected
+    np.testing.assert_allclose(out["outliers.W_positions"], s[:expected], rtol=1e-9)
+    # against its own bulk the same matrix has none, whatever the first pass
+    trained = measure("outliers", ctx, features_outliers=False, max_outliers=3, bulk="trained")
+    assert trained["outliers.W_count"] == 0
 
 
 def test_trained_bulk_grown_noise_has_no_outliers_but_init_bulk_counts_them() -> None:

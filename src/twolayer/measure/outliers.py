@@ -86,29 +86,33 @@ def outlier_threshold(
 def count_above(M: np.ndarray, threshold: float, max_outliers: int) -> tuple[np.ndarray, float]:
     """Singular values of M above ``threshold`` (decreasing) and M's largest singular value.
 
-    Computes the top ``max_outliers + 1`` singular values (Lanczos for big M); raises if all of
-    them exceed the threshold, since the count would then be truncated.
+    Computes the top ``max_outliers + 1`` singular values (Lanczos for big M); when all of them
+    exceed the threshold, twice as many, and so on up to all of them, so the count is never
+    truncated (:func:`_top_singular_values_to_below`).
     """
-    k = min(int(max_outliers) + 1, min(M.shape))
-    return _above(singular_values(M, k), threshold, max_outliers, min(M.shape))
+    s = _top_singular_values_to_below(M, threshold, int(max_outliers) + 1)
+    return s[s > threshold], float(s[0])
 
 
-def _above(
-    s: np.ndarray, threshold: float, max_outliers: int, rank: int
-) -> tuple[np.ndarray, float]:
-    above = s[s > threshold]
-    if above.size == s.size and s.size < rank:
-        raise ValueError(
-            f"outliers: more than max_outliers={max_outliers} singular values exceed the "
-            f"threshold {threshold:.4g}; raise max_outliers"
-        )
-    return above, float(s[0])
+def _top_singular_values_to_below(M: np.ndarray, threshold: float, k: int) -> np.ndarray:
+    """The top singular values of M (decreasing), at least ``k`` and enough that the last is at
+    or below ``threshold`` (or all of them): k doubles until then."""
+    rank = min(M.shape)
+    k = min(max(int(k), 1), rank)
+    while True:
+        s = singular_values(M, k)
+        if s[-1] <= threshold or k == rank:
+            return s
+        k = min(2 * k, rank)
 
 
 def self_bulk_threshold(
     M: np.ndarray, margin: float = DEFAULT_MARGIN, max_outliers: int = 20
 ) -> tuple[np.ndarray, float, float, float, float]:
     """Outliers of M against its own bulk, seen as an iid matrix (module docstring).
+
+    ``max_outliers + 1`` singular values are computed first, more when all of them are outliers
+    (as :func:`count_above`).
 
     Returns
     -------
@@ -118,17 +122,18 @@ def self_bulk_threshold(
     """
     N, d = M.shape
     rank = min(N, d)
-    s = singular_values(M, min(int(max_outliers) + 1, rank))
     total = float(np.sum(M * M))
+    s = _top_singular_values_to_below(M, np.inf, int(max_outliers) + 1)
     count = 0
-    for _ in range(s.size + 1):
-        variance = (total - float(np.sum(s[:count] ** 2))) / (N * d)
+    while True:  # each pass lowers the variance or stops: at most rank + 1 passes
+        variance = max(total - float(np.sum(s[:count] ** 2)), 0.0) / (N * d)  # >= 0: rounding
         edge, tw, threshold = outlier_threshold(N, d, variance, margin)
-        above, top = _above(s, threshold, max_outliers, rank)
+        if s[-1] > threshold and s.size < rank:  # the lower threshold needs more values
+            s = _top_singular_values_to_below(M, threshold, 2 * s.size)
+        above = s[s > threshold]
         if above.size == count:
-            break
+            return above, float(s[0]), variance, edge, tw
         count = above.size
-    return above, top, variance, edge, tw
 
 
 def _check(config: Any, o: dict[str, Any]) -> None:
@@ -171,8 +176,9 @@ def outliers(
         The reference bulk of W: W_0's (default), or W's own without its outliers (module
         docstring). ``variance`` and ``bulk="trained"`` exclude each other.
     max_outliers : int
-        At most this many outliers are looked for (top max_outliers + 1 singular values are
-        computed); more raise an error.
+        Outliers looked for in a first pass: the top max_outliers + 1 singular values are
+        computed (Lanczos for big matrices); when all of them exceed the threshold, twice as many
+        are, and so on, so the count is never truncated (a large value only saves passes).
     features_outliers : bool
         Also count outliers of the probe feature matrix F / sqrt(n) against centred F_0.
     n_probe : int, optional
