@@ -12,6 +12,7 @@ from twolayer.measure import patterns as patterns
 from twolayer.measure import polynomial as polynomial
 from twolayer.measure import ridge_theory as ridge_theory
 from twolayer.measure import spectrum as spectrum
+from twolayer.measure import spike_theory as spike_theory
 from twolayer.measure import spiked_rf as spiked_rf
 from twolayer.measure import step_update as step_update
 from twolayer.measure import teacher_neurons as teacher_neurons

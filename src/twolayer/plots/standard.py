@@ -19,7 +19,7 @@ from twolayer.experiment import Store, flatten, load, load_arrays, load_trajecto
 
 ERROR_METRIC = re.compile(r"\.(test|train)_(mse|err01)$")
 #: Measurements whose values are theory predictions: drawn as lines beside the measured points.
-THEORY_MEASUREMENTS = ("ridge_theory.", "spiked_rf_theory.")
+THEORY_MEASUREMENTS = ("ridge_theory.", "spiked_rf_theory.", "spike_theory.")
 MAX_SERIES = 6
 
 
@@ -69,7 +69,8 @@ def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem:
     groups = {
         "errors": [c for c in runs.columns if ERROR_METRIC.search(c) and ".test_" in c],
         "overlaps": [c for c in runs.columns if c.endswith(("top_overlap", "subspace_overlap"))],
-        "outliers": [c for c in runs.columns if c.endswith("_count") and c.startswith("outliers")],
+        "outliers": [c for c in runs.columns
+                     if c.endswith("_count") and c.startswith(("outliers", "spike_theory"))],
     }
     written = []
     for kind, columns in groups.items():

@@ -19,21 +19,21 @@ from twolayer.recipes.base import (
     claim_true,
 )
 from twolayer.theory.spiked import bbp_outlier_singular_value, bbp_overlaps, bbp_threshold
-from twolayer.theory.spikes import one_step_spike_overlap
+from twolayer.theory.spikes import one_step_spike_overlap, one_step_spike_strength
 
 ETA = "train.steps[0].eta.c"
 
 
 def predicted_spike(data: RecipeData, c: float | np.ndarray) -> np.ndarray:
-    """Operator norm of the rank-one part of the step, c mu_1 ||a|| ||X^T y / n||, with
-    ||a|| -> a_scale sqrt(N) and ||X^T y / n|| -> sqrt(c_1^2 + E[y^2] d / n)."""
+    """Operator norm of the rank-one part of the step (``one_step_spike_strength``) for
+    eta = c sqrt(N), output scale 1/sqrt(N) and ||a|| -> a_scale sqrt(N)."""
     s = data.spec
     d, N, n = s["teacher"]["d"], s["student"]["N"], s["train"]["n"]
     mu1 = get_activation(s["student"]["activation"]).constants.mu1
     link = get_activation(s["teacher"]["link"]).constants
     y2 = link.norm2 + s["teacher"].get("noise", 0.0) ** 2
     a_norm = s["student"]["a_scale"] * math.sqrt(N)
-    return np.asarray(c, float) * mu1 * a_norm * math.sqrt(link.mu1**2 + y2 * d / n)
+    return np.asarray(one_step_spike_strength(c, mu1, a_norm, link.mu1, y2, n / d))
 
 
 def _constants(data: RecipeData) -> dict[str, float]:

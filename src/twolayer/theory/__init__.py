@@ -66,6 +66,7 @@ from twolayer.theory.spikes import (
     moniri_term_exponent,
     moniri_thresholds,
     one_step_spike_overlap,
+    one_step_spike_strength,
     two_step_outlier_orders,
     two_step_spike_count,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "mp_singular_value_edge",
     "mp_singular_value_edges",
     "one_step_spike_overlap",
+    "one_step_spike_strength",
     "penalty_mean_to_sum",
     "penalty_sum_to_mean",
     "rf_gaussian_equivalent_covariance",

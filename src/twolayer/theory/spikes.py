@@ -166,3 +166,36 @@ def one_step_spike_overlap(c1: float, y_second_moment: float, n_over_d: float) -
     if c1 == 0:
         return 0.0
     return c1**2 / (c1**2 + y_second_moment / n_over_d)
+
+
+def one_step_spike_strength(
+    step: float | np.ndarray, mean_derivative: float, a_norm: float, c1: float,
+    y_second_moment: float, n_over_d: float,
+) -> float | np.ndarray:
+    """Operator norm of the rank-one part of one giant step on the square loss (Ba et al. 2022).
+
+    At initialisation with f(x) ~ 0 (a small second layer), the mean-loss gradient in W is, to
+    leading order, -s E[sigma'] a (X^T y / n)^T (s the output scale), so the step eta adds a
+    rank-one matrix of operator norm
+
+        eta s E[sigma'(<w, x>)] ||a|| ||X^T y / n||,   ||X^T y / n||^2 -> c1^2 + E[y^2] d / n.
+
+    Parameters
+    ----------
+    step : float or array
+        eta times the output scale s (for eta = c sqrt(N) and s = 1/sqrt(N): c).
+    mean_derivative : float
+        E[sigma'(<w, x>)]; for rows of unit norm the activation's mu_1 (Stein's identity).
+    a_norm : float
+        ||a|| of the second layer at initialisation.
+    c1, y_second_moment, n_over_d : float
+        As in :func:`one_step_spike_overlap`.
+    """
+    if not n_over_d > 0:
+        raise ValueError(f"n_over_d must be > 0, got {n_over_d}")
+    if y_second_moment < c1**2:
+        raise ValueError("E[y^2] must be >= c1^2")
+    return (
+        np.asarray(step, dtype=np.float64) * mean_derivative * a_norm
+        * math.sqrt(c1**2 + y_second_moment / n_over_d)
+    )
