@@ -103,5 +103,23 @@ def test_standard_figures_draw_theory_predictions_as_lines(tmp_path, monkeypatch
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
     assert "ridge_theory.test_mse" in lines  # a line through the 3 seed means
     assert len(lines["ridge_theory.test_mse"].get_xdata()) == 3
-    measured = {c.get_label() for c in ax.containers}  # error bars
+    measured = {c.get_label(): c for c in ax.containers}  # error bars
     assert "readout.test_mse" in measured and "ridge_theory.test_mse" not in measured
+    # the prediction is drawn in the colour of what it predicts
+    points = measured["readout.test_mse"].lines[0]
+    assert lines["ridge_theory.test_mse"].get_color() == points.get_color()
+    assert lines["ridge_theory.test_mse"].get_linestyle() == "--"
+
+
+def test_swept_columns_put_the_longest_numeric_axis_first_and_theory_finds_its_counterpart():
+    from twolayer.plots.standard import predicted_column, swept_columns
+
+    runs = pd.DataFrame({"readout.n": [1, 2] * 3, "train.c": [0.0, 0.0, 1.0, 1.0, 2.0, 2.0],
+                         "name": ["a", "b"] * 3, "fixed": [5] * 6})
+    assert swept_columns(runs, ["readout.n", "fixed", "name", "train.c"]) == [
+        "train.c", "readout.n", "name"]
+    measured = ["outliers.W_top", "readout.test_mse", "random_features.test_mse"]
+    assert predicted_column("spike_theory.W_top", measured) == "outliers.W_top"
+    assert predicted_column("ridge_theory.test_mse", measured) == "readout.test_mse"
+    assert predicted_column("ridge_theory.rf_test_mse", measured) == "random_features.test_mse"
+    assert predicted_column("spike_theory.W_count", measured) is None

@@ -59,8 +59,8 @@ def save(fig: Figure, folder: str | Path, stem: str) -> Path:
         plain_log_ticks(ax)
     fig.tight_layout()
     png = folder / f"{stem}.png"
-    fig.savefig(png, dpi=150)
-    fig.savefig(folder / f"{stem}.pdf")
+    fig.savefig(png, dpi=150, bbox_inches="tight")  # keeps legends placed outside the axes
+    fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
     plt.close(fig)
     return png
 

@@ -17,16 +17,26 @@ import pandas as pd
 from twolayer import plots
 from twolayer.experiment import Store, flatten, load, load_arrays, load_trajectory
 
-ERROR_METRIC = re.compile(r"\.(test|train)_(mse|err01)$")
+#: Test errors: ``readout.test_mse`` ..., and theory's ``ridge_theory.rf_test_mse``.
+TEST_ERROR = re.compile(r"\.(rf_)?test_(mse|err01)$")
 #: Measurements whose values are theory predictions: drawn as lines beside the measured points.
 THEORY_MEASUREMENTS = ("ridge_theory.", "spiked_rf_theory.", "spike_theory.")
+#: Theory columns whose measured counterpart has another name (the others share their key).
+PREDICTS = {
+    "ridge_theory.test_mse": "readout.test_mse",
+    "ridge_theory.rf_test_mse": "random_features.test_mse",
+    "spiked_rf_theory.test_mse": "readout.test_mse",
+    "spiked_rf_theory.rf_test_mse": "random_features.test_mse",
+}
 MAX_SERIES = 6
 
 
 def swept_columns(runs: pd.DataFrame, config_columns: list[str]) -> list[str]:
-    """Config columns that vary across the runs (seed excluded), numeric ones first."""
+    """Config columns that vary across the runs (seed excluded): numeric ones first, those with
+    more distinct values first (the first is the figures' x axis, the second their series)."""
     out = [c for c in config_columns if c in runs and runs[c].dropna().map(repr).nunique() > 1]
     numeric = [c for c in out if pd.api.types.is_numeric_dtype(runs[c])]
+    numeric.sort(key=lambda c: -runs[c].dropna().nunique())  # stable: spec order among ties
     return numeric + [c for c in out if c not in numeric]
 
 
@@ -59,40 +69,62 @@ def _series(runs: pd.DataFrame, swept: list[str]) -> list[tuple[str, pd.DataFram
     if len(swept) < 2:
         return [("", runs)]
     second = swept[1]
+    short = second.rsplit(".", 1)[-1]
     values = list(dict.fromkeys(runs[second].map(repr)))[:MAX_SERIES]
-    return [(f"{second}={v}", runs[runs[second].map(repr) == v]) for v in values]
+    return [(f"{short}={v}", runs[runs[second].map(repr) == v]) for v in values]
+
+
+def predicted_column(theory: str, columns: list[str]) -> str | None:
+    """The measured column a theory column predicts: :data:`PREDICTS`, else the column with the
+    same key after the measurement's name (``spike_theory.W_top`` -> ``outliers.W_top``)."""
+    if theory in PREDICTS:
+        return PREDICTS[theory] if PREDICTS[theory] in columns else None
+    key = theory.split(".", 1)[1]
+    return next((c for c in columns if not c.startswith(THEORY_MEASUREMENTS)
+                 and c.split(".", 1)[1] == key), None)
 
 
 def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem: str
                     ) -> list[Path]:
     x = swept[0]
     groups = {
-        "errors": [c for c in runs.columns if ERROR_METRIC.search(c) and ".test_" in c],
+        "errors": [c for c in runs.columns if TEST_ERROR.search(c)],
         "overlaps": [c for c in runs.columns if c.endswith(("top_overlap", "subspace_overlap"))],
         "outliers": [c for c in runs.columns
                      if c.endswith("_count") and c.startswith(("outliers", "spike_theory"))],
     }
     written = []
     for kind, columns in groups.items():
-        columns = [c for c in columns if runs[c].notna().any()]
+        columns = [c for c in columns if runs[c].notna().any()][: 2 * MAX_SERIES]
+        measured = [c for c in columns if not c.startswith(THEORY_MEASUREMENTS)]
+        theories = [c for c in columns if c.startswith(THEORY_MEASUREMENTS)]
         if not columns:
             continue
-        fig, ax = plots.figure()
-        for k, column in enumerate(columns[:MAX_SERIES]):
-            theory = column.startswith(THEORY_MEASUREMENTS)
-            for j, (label, part) in enumerate(_series(runs, swept)):
-                stats = plots.mean_and_sem(part, x, column)
-                name = f"{column} {label}".strip()
-                if theory:  # a prediction: its seed mean as a line
-                    plots.theory_line(ax, stats.index, stats["mean"], label=name,
-                                      color=f"C{(k + j) % 10}", ls="--")
+        series = _series(runs, swept)
+        fig, ax = plots.figure(width=7.2)  # room for the legend beside the axes
+        # one series: a colour per measured column, its theory in the same colour (dashed);
+        # several: a colour per series, a marker per measured column, a dash per theory column
+        for k, column in enumerate(measured):
+            for j, (label, part) in enumerate(series):
+                colour = f"C{(j if len(series) > 1 else k) % 10}"
+                plots.measured(ax, plots.mean_and_sem(part, x, column), marker="os^vD<>"[k % 7],
+                               label=f"{column} {label}".strip(), color=colour)
+        for t, column in enumerate(theories):
+            target = predicted_column(column, measured)
+            for j, (label, part) in enumerate(series):
+                if len(series) > 1:
+                    colour, dash = f"C{j % 10}", ("--", ":", "-.")[t % 3]
                 else:
-                    plots.measured(ax, stats, label=name, marker="os^vD<>"[k % 7])
+                    index = measured.index(target) if target else len(measured) + t
+                    colour, dash = f"C{index % 10}", "--"
+                stats = plots.mean_and_sem(part, x, column)
+                plots.theory_line(ax, stats.index, stats["mean"], ls=dash, color=colour,
+                                  label=f"{column} {label}".strip())
         ax.set_xlabel(x)
         ax.set_ylabel(kind)
         if kind == "errors" and (runs[columns].to_numpy(float) > 0).all():
             ax.set_yscale("log")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         ax.set_title(f"{stem}: {kind}")
         written.append(plots.save(fig, out, f"{stem}_{kind}"))
     return written
