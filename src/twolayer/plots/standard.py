@@ -1,9 +1,10 @@
 """The standard figures of any store (``twolayer plot STORE``).
 
-For each sweep of the store: every error metric against the swept parameter (mean and standard
-error over seeds, one series per metric and per value of a second swept parameter; theory
-predictions such as ``ridge_theory.test_mse`` as dashed lines of their seed means), overlaps and
-outlier counts against it when measured, the singular-value histogram of W with the
+For each sweep of the store: every test error against the swept parameter with the most values
+(mean and standard error over seeds, one series per metric and per value of the next swept
+parameter; theory predictions such as ``ridge_theory.test_mse`` or ``spike_theory.W_top_overlap``
+as dashed lines of their seed means, in the colour of what they predict), overlaps and outlier
+counts against it when measured, the singular-value histogram of W with the
 Marchenko–Pastur density where a spectrum was stored, and training trajectories where recorded.
 """
 
