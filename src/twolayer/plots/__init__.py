@@ -148,9 +148,11 @@ def spectrum_histogram(
     predicted_outliers: Sequence[float] = (),
     bins: int = 60,
     label: str = "measured",
+    threshold: float | None = None,
 ) -> Axes:
     """Histogram of singular values with the Marchenko–Pastur density of the bulk, its edge and
-    predicted outlier positions (dashed)."""
+    predicted outlier positions (dashed); singular values above ``threshold`` (default 1.02 x
+    the edge; the ``outliers`` measurement's ``W_threshold`` where measured) are marked."""
     sv = np.asarray(singular_values, float)
     sv = sv[sv > 1e-12 * max(sv.max(), 1.0)]
     c = N / d
@@ -164,7 +166,7 @@ def spectrum_histogram(
     ax.axvline(hi, color="k", ls=":", lw=0.8)
     for k, s in enumerate(predicted_outliers):
         ax.axvline(s, color="C3", ls="--", lw=1.0, label="predicted outlier" if k == 0 else None)
-    outliers = sv[sv > hi * 1.02]
+    outliers = sv[sv > (hi * 1.02 if threshold is None else threshold)]
     if outliers.size:
         ax.plot(outliers, np.zeros_like(outliers), "C3^", ms=7, clip_on=False,
                 label="outliers")

@@ -141,8 +141,16 @@ def _spectrum_figure(store: str | Path, runs: pd.DataFrame, out: str | Path, ste
         return []
     N, d = int(row["student.N"]), int(row["teacher.d"])
     scale = float(row.get("student.w_scale", 1.0)) ** 2
+    predicted = (  # the one-step theory's outlier for this run, when measured and above threshold
+        [float(row["spike_theory.W_top"])]
+        if row.get("spike_theory.W_count", 0.0) == 1.0 and pd.notna(row.get("spike_theory.W_top"))
+        else []
+    )
     fig, ax = plots.figure()
-    plots.spectrum_histogram(ax, arrays["spectrum.W_sv"], N=N, d=d, scale=scale)
+    threshold = row.get("outliers.W_threshold")
+    plots.spectrum_histogram(ax, arrays["spectrum.W_sv"], N=N, d=d, scale=scale,
+                             predicted_outliers=predicted,
+                             threshold=float(threshold) if pd.notna(threshold) else None)
     ax.set_title(f"{stem}: singular values of W (run {row['id'][:8]})")
     ax.legend(fontsize=7)
     return [plots.save(fig, out, f"{stem}_spectrum")]
