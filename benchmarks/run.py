@@ -16,7 +16,7 @@ naive    a one-step experiment swept over readout sizes, lambdas and seeds, agai
 memory   peak traced memory of one run against n_test (goal: flat).
 scaling  wall time of one run against d = N = n, with the fitted exponent.
 dask     sweep throughput against the number of workers of a dask LocalCluster.
-large    one step + ridge readout at d = N = n = 8,000 in float64.
+large    one step + ridge readout at d = N = n = 8,000 in float32, then float64.
 batched  8 seeds of one step + ridge path as one batched computation (run_batch) against a
          loop of run_once, at d = N = n = size/5 and size, NumPy and torch (CPU, or CUDA when
          available); the numbers must agree to rounding.
@@ -266,24 +266,33 @@ def bench_dask(size: int, repeats: int) -> str:
 
 
 def bench_large(size: int, repeats: int) -> str:
-    """d = N = n = 8000 in float64 with the outliers and the top-3 overlaps of W_1 (Lanczos: only
-    the top singular triplets are computed). Run this case alone: the peak resident memory is the
-    process's (ru_maxrss)."""
+    """d = N = n = 8000 with the outliers and the top-3 overlaps of W_1 (Lanczos: only the top
+    singular triplets are computed), in float32 then float64 (NumPy on the CPU). Run this case
+    alone: the peak resident memory is the process's (ru_maxrss), so float32 runs first and its
+    peak is read before float64 raises it."""
+    import gc
     import resource
 
     s = 8000
-    cfg = one_step_config(s, s, s, 8192, [1e-4, 1e-3, 1e-2],
-                          measure=[{"name": "outliers", "features_outliers": False},
-                                   {"name": "overlaps", "top_k": 3}])
-    t0 = time.perf_counter()
-    r = run_once(cfg, 0)
-    elapsed = time.perf_counter() - t0
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    return table(["d = N = n", "n_test", "wall time (s)", "stages (s)", "peak RSS (GiB)",
-                  "readout test MSE", "outliers of W_1", "top overlap"],
-                 [[s, 8192, elapsed, ", ".join(f"{k} {v:.0f}" for k, v in r.timings.items()),
-                   peak_gib, r.scalars["readout.test_mse"], r.scalars["outliers.W_count"],
-                   r.scalars["overlaps.W_top_overlap"]]])
+    base = one_step_config(s, s, s, 8192, [1e-4, 1e-3, 1e-2],
+                           measure=[{"name": "outliers", "features_outliers": False},
+                                    {"name": "overlaps", "top_k": 3}]).model_dump()
+    rows = []
+    for dtype in ("float32", "float64"):
+        cfg = RunConfig.model_validate({**base, "backend": {"name": "numpy", "dtype": dtype}})
+        t0 = time.perf_counter()
+        r = run_once(cfg, 0)
+        elapsed = time.perf_counter() - t0
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+        rows.append([s, dtype, 8192, elapsed,
+                     ", ".join(f"{k} {v:.0f}" for k, v in r.timings.items()), peak_gib,
+                     r.scalars["readout.test_mse"], r.scalars["outliers.W_count"],
+                     r.scalars["overlaps.W_top_overlap"]])
+        del r  # the next run's peak must not include this one's arrays
+        gc.collect()
+    return table(["d = N = n", "dtype", "n_test", "wall time (s)", "stages (s)",
+                  "peak RSS so far (GiB)", "readout test MSE", "outliers of W_1", "top overlap"],
+                 rows)
 
 
 def bench_batched(size: int, repeats: int, seeds: int = 8) -> str:
