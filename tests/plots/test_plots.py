@@ -123,3 +123,30 @@ def test_swept_columns_put_the_longest_numeric_axis_first_and_theory_finds_its_c
     assert predicted_column("ridge_theory.test_mse", measured) == "readout.test_mse"
     assert predicted_column("ridge_theory.rf_test_mse", measured) == "random_features.test_mse"
     assert predicted_column("spike_theory.W_count", measured) is None
+
+
+def test_a_sweep_over_names_gets_a_categorical_axis(tmp_path, monkeypatch):
+    from twolayer.experiment import run_spec
+    from twolayer.plots import standard
+
+    spec = {
+        "name": "names",
+        "teacher": {"name": "single_index", "d": 10, "link": "tanh"},
+        "student": {"N": 20},
+        "train": {"protocol": "giant_steps", "n": 30},
+        "readout": {"n": 30, "lambdas": [1e-2]},
+        "evaluate": {"n_test": 100},
+        "measure": ["ridge_theory"],
+        "sweep": {"student.activation": ["relu", "tanh", "erf"]},
+        "executor": {"kind": "serial"},
+        "store": str(tmp_path / "n.sqlite"),
+    }
+    run_spec(spec)
+    drawn: dict[str, object] = {}
+    monkeypatch.setattr(standard.plots, "save",
+                        lambda fig, folder, stem: drawn.setdefault(stem, fig) and tmp_path)
+    standard.plot_store(tmp_path / "n.sqlite", tmp_path)
+    ax = drawn["names_errors"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["relu", "tanh", "erf"]
+    theory = next(ln for ln in ax.get_lines() if ln.get_label() == "ridge_theory.test_mse")
+    assert theory.get_linestyle() == "None" and list(theory.get_xdata()) == [0, 1, 2]

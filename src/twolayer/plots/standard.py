@@ -1,7 +1,8 @@
 """The standard figures of any store (``twolayer plot STORE``).
 
 For each sweep of the store: every test error against the swept parameter with the most values
-(mean and standard error over seeds, one series per metric and per value of the next swept
+(a categorical axis when none is numeric, e.g. a sweep over activation names; mean and standard
+error over seeds, one series per metric and per value of the next swept
 parameter; theory predictions such as ``ridge_theory.test_mse`` or ``spike_theory.W_top_overlap``
 as dashed lines of their seed means, in the colour of what they predict), overlaps and outlier
 counts against it when measured, the singular-value histogram of W with the
@@ -59,7 +60,7 @@ def plot_store(store: str | Path, out: str | Path, sweep: str | None = None) -> 
     for name, runs in done.groupby("sweep"):
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name))
         swept = swept_columns(runs, config_columns(store, str(name)))
-        if swept and pd.api.types.is_numeric_dtype(runs[swept[0]]):
+        if swept:
             written += _metric_figures(runs, swept, out, stem)
         written += _spectrum_figure(store, runs, out, stem)
         written += _trajectory_figure(store, runs, out, stem)
@@ -85,9 +86,19 @@ def predicted_column(theory: str, columns: list[str]) -> str | None:
                  and c.split(".", 1)[1] == key), None)
 
 
+def _categorical_axis(runs: pd.DataFrame, column: str) -> tuple[pd.DataFrame, str, list[str]]:
+    """``runs`` with a column of positions 0, 1, ... for the values of a non-numeric ``column``
+    (in order of appearance), its name and the values' labels (the x tick labels)."""
+    labels = list(dict.fromkeys(runs[column].map(str)))
+    position = f"{column} (position)"
+    return runs.assign(**{position: runs[column].map(str).map(labels.index)}), position, labels
+
+
 def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem: str
                     ) -> list[Path]:
-    x = swept[0]
+    x, ticks = swept[0], None
+    if not pd.api.types.is_numeric_dtype(runs[x]):  # e.g. a sweep over activation names
+        runs, x, ticks = _categorical_axis(runs, x)
     groups = {
         "errors": [c for c in runs.columns if TEST_ERROR.search(c)],
         "overlaps": [c for c in runs.columns if c.endswith(("top_overlap", "subspace_overlap"))],
@@ -119,9 +130,14 @@ def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem:
                     index = measured.index(target) if target else len(measured) + t
                     colour, dash = f"C{index % 10}", "--"
                 stats = plots.mean_and_sem(part, x, column)
-                plots.theory_line(ax, stats.index, stats["mean"], ls=dash, color=colour,
-                                  label=f"{column} {label}".strip())
-        ax.set_xlabel(x)
+                # categories are not a continuum: a bar per category instead of a line
+                style = {"ls": dash} if ticks is None else {"ls": "none", "marker": "_",
+                                                            "markersize": 18, "mew": 1.5}
+                plots.theory_line(ax, stats.index, stats["mean"], color=colour,
+                                  label=f"{column} {label}".strip(), **style)
+        ax.set_xlabel(swept[0])
+        if ticks is not None:
+            ax.set_xticks(range(len(ticks)), ticks, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(kind)
         if kind == "errors" and (runs[columns].to_numpy(float) > 0).all():
             ax.set_yscale("log")
