@@ -72,3 +72,14 @@ def test_mean_derivative_of_rows_of_any_norm():
 def test_refuses_what_it_does_not_cover_when_the_spec_loads(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _config(1.0, d=50, **kwargs)
+
+
+def test_uses_the_steps_own_batch_size():
+    # a step with its own n is the same step as one on a training set of that size
+    a = _config(4.0, d=100).model_dump()
+    b = _config(4.0, d=100).model_dump()
+    b["train"]["steps"][0]["n"], b["train"]["n"] = b["train"]["n"], 7
+    sa = run_once(RunConfig.model_validate(a), seed=0).scalars
+    sb = run_once(RunConfig.model_validate(b), seed=0).scalars
+    assert sb["spike_theory.strength"] == pytest.approx(sa["spike_theory.strength"], rel=1e-12)
+    assert sb["spectrum.dW_top"] == pytest.approx(sa["spectrum.dW_top"], rel=1e-12)

@@ -59,7 +59,7 @@ def spike_theory(ctx: MeasureContext) -> dict[str, Any]:
     train = config.train
     W0 = as_float64(ctx.student_init.W)
     N, d = W0.shape
-    n = int(train.n)
+    n = int(train.steps[0].n or train.n)  # the step's own batch size, if it has one
     eta = train.steps[0].build().eta.value(n=n, N=N, d=d)
     student = ctx.student_init
     r = math.sqrt(float(np.mean(np.sum(W0**2, axis=1))))
