@@ -37,6 +37,18 @@ def teacher_directions(ctx: MeasureContext, what: str) -> np.ndarray:
     return np.atleast_2d(np.asarray(B, dtype=np.float64))
 
 
+def require_readout(config: Any, what: str) -> None:
+    """Spec-time check of a measurement that predicts the readout: the run must have one."""
+    if config is None or config.readout is None:
+        raise ValueError(f"{what}: the run needs a readout section")
+
+
+def require_single_index(config: Any, what: str) -> None:
+    """Spec-time check of a measurement whose theory is for a single-index teacher."""
+    if config.teacher.name != "single_index":
+        raise ValueError(f"{what}: needs a single-index teacher, got {config.teacher.name!r}")
+
+
 def check_fraction_list(values: Any, what: str) -> tuple[float, ...]:
     """A sequence of numbers in [0, 1] (thresholds, quantile levels)."""
     out = tuple(float(v) for v in np.atleast_1d(np.asarray(values, dtype=float)))

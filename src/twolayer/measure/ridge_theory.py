@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.measure._common import teacher_directions
+from twolayer.measure._common import require_readout, require_single_index, teacher_directions
 from twolayer.measure._linalg import as_float64
 from twolayer.measure.registry import MeasureContext, register_measurement
 from twolayer.theory.ridge import penalty_sum_to_mean, rf_ridge_prediction_for
@@ -27,15 +27,13 @@ from twolayer.theory.ridge import penalty_sum_to_mean, rf_ridge_prediction_for
 def _check(config: Any, o: dict[str, Any]) -> None:
     """The prediction needs a ridge readout on a batch independent of W, and the link of a
     single-index teacher."""
-    if config is None or config.readout is None:
-        raise ValueError("ridge_theory: the run needs a readout section")
+    require_readout(config, "ridge_theory")
     if config.readout.batch != "fresh":
         raise ValueError(
             "ridge_theory: needs readout.batch 'fresh' (the prediction is conditional on W, "
             "which a reused training batch is not independent of)"
         )
-    if config.teacher.name != "single_index":
-        raise ValueError(f"ridge_theory: needs a single-index teacher, got {config.teacher.name!r}")
+    require_single_index(config, "ridge_theory")
 
 
 def _mean_penalties(ctx: MeasureContext, n: int) -> np.ndarray:

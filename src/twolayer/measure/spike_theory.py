@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from twolayer.activations import constants_at_scales
+from twolayer.measure._common import require_single_index
 from twolayer.measure._linalg import as_float64
 from twolayer.measure.registry import MeasureContext, register_measurement
 from twolayer.theory.spiked import bbp_outlier_singular_value, bbp_overlaps, bbp_threshold
@@ -29,8 +30,7 @@ def _check(config: Any, o: dict[str, Any]) -> None:
         raise ValueError("spike_theory: needs train.protocol 'giant_steps' with one step")
     if train.steps[0].layer == "a" or train.loss != "square":
         raise ValueError("spike_theory: the step must train W on the square loss")
-    if config.teacher.name != "single_index":
-        raise ValueError(f"spike_theory: needs a single-index teacher, got {config.teacher.name!r}")
+    require_single_index(config, "spike_theory")
 
 
 @register_measurement("spike_theory", check=_check)

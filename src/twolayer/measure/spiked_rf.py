@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from twolayer.activations import Activation
-from twolayer.measure._common import teacher_directions
+from twolayer.measure._common import require_readout, require_single_index, teacher_directions
 from twolayer.measure._linalg import as_float64
 from twolayer.measure.registry import MeasureContext, register_measurement
 from twolayer.theory.fixed_point import FixedPointError
@@ -84,12 +84,8 @@ def _path(
 def _check(config: Any, o: dict[str, Any]) -> None:
     """What the equations cover: a noiseless single-index teacher, W_0 with unit rows, the
     ``spiked`` (or no) training, and a ridge readout to predict."""
-    if config is None or config.readout is None:
-        raise ValueError("spiked_rf_theory: the run needs a readout section")
-    if config.teacher.name != "single_index":
-        raise ValueError(
-            f"spiked_rf_theory: needs a single-index teacher, got {config.teacher.name!r}"
-        )
+    require_readout(config, "spiked_rf_theory")
+    require_single_index(config, "spiked_rf_theory")
     if config.teacher.options.get("noise", 0.0) != 0.0:
         raise ValueError("spiked_rf_theory: the equations are for a teacher without label noise")
     student = config.student
