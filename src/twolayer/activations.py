@@ -366,6 +366,18 @@ def _gelu() -> Activation:
     )
 
 
+@ACTIVATIONS.register("sin")
+def _sin() -> Activation:
+    # E[sin(z) He_k(z)] = E[sin^(k)(z)] = e^{-1/2} sin(k pi / 2): odd k only
+    return Activation("sin", lambda z: namespace_of(z).sin(z), lambda z: namespace_of(z).cos(z))
+
+
+@ACTIVATIONS.register("cos")
+def _cos() -> Activation:
+    # E[cos(z) He_k(z)] = e^{-1/2} cos(k pi / 2): even k only
+    return Activation("cos", lambda z: namespace_of(z).cos(z), lambda z: -namespace_of(z).sin(z))
+
+
 @ACTIVATIONS.register("quadratic")
 def _quadratic() -> Activation:
     return Activation("quadratic", lambda z: z * z, lambda z: 2.0 * z)
@@ -427,7 +439,8 @@ def get_activation(
     ----------
     name : str
         One of ``ACTIVATIONS.names()``: relu, leaky_relu(slope), tanh, erf, sigmoid, softplus,
-        gelu, quadratic, linear, hermite(k) (= He_k / sqrt(k!)), hermite_poly(coefficients).
+        gelu, sin, cos, quadratic, linear, hermite(k) (= He_k / sqrt(k!)),
+        hermite_poly(coefficients), and whatever plugins register (docs/extending.md).
     scale, shift : float
         Input map: sigma(scale * z + shift) (e.g. ``shift=-1`` for relu(z - 1)).
     center : bool

@@ -180,3 +180,75 @@ def test_constants_at_scales_relu_closed_form_and_tanh_quadrature():
     assert same[1][0] == tanh.affine(scale=0.7).constants.mu1
     with pytest.raises(ValueError, match="> 0"):
         constants_at_scales(tanh, np.array([1.0, 0.0]))
+
+
+# sin and cos. Gaussian integration by parts gives E[f(z) He_k(z)] = E[f^(k)(z)], and
+# f^(k)(z) = sin(z + k pi / 2) (resp. cos) with E[sin z] = 0, E[cos z] = e^{-1/2}, so
+#   E[sin(z) He_k(z)] = e^{-1/2} (-1)^((k-1)/2) for odd k, 0 for even k,
+#   E[cos(z) He_k(z)] = e^{-1/2} (-1)^(k/2) for even k, 0 for odd k.
+# twolayer's coefficients are orthonormal, mu_k = E[sigma h_k] = E[sigma He_k] / sqrt(k!), and
+# Parseval gives E[sin^2] = e^{-1} sinh(1) = (1 - e^{-2}) / 2, E[cos^2] = (1 + e^{-2}) / 2.
+
+
+def _sin_he(k: int) -> float:
+    return 0.0 if k % 2 == 0 else math.exp(-0.5) * (-1) ** ((k - 1) // 2)
+
+
+def _cos_he(k: int) -> float:
+    return 0.0 if k % 2 == 1 else math.exp(-0.5) * (-1) ** (k // 2)
+
+
+@pytest.mark.parametrize(("name", "closed"), [("sin", _sin_he), ("cos", _cos_he)])
+def test_sin_cos_hermite_coefficients_closed_forms(name, closed):
+    act = get_activation(name)
+    kmax = 16
+    mu = act.hermite(kmax)
+    for k in range(kmax + 1):  # compared on the orthonormal scale (x sqrt(k!) amplifies rounding)
+        assert mu[k] == pytest.approx(closed(k) / math.sqrt(math.factorial(k)), abs=1e-14)
+    # Parseval and the constants of Gaussian equivalence
+    norm2 = (1 - math.exp(-2)) / 2 if name == "sin" else (1 + math.exp(-2)) / 2
+    c = act.constants
+    assert c.norm2 == pytest.approx(norm2, abs=1e-13)
+    assert c.mu0 == pytest.approx(closed(0), abs=1e-13)
+    assert c.mu1 == pytest.approx(closed(1), abs=1e-13)
+    assert float((mu**2).sum()) == pytest.approx(norm2, abs=1e-13)  # 1/17! is negligible
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_at_a_scale_closed_forms(name):
+    # sigma(r z): the k-th derivative carries r^k and E[sin(r z + t)] = e^{-r^2/2} sin(t), so
+    # E[sigma(r z) He_k(z)] = r^k e^{-r^2/2} x (the sign pattern above, without e^{-1/2})
+    r = 1.7
+    closed = _sin_he if name == "sin" else _cos_he
+    mu = get_activation(name, scale=r).hermite(10)
+    for k in range(11):
+        expected = r**k * math.exp(-0.5 * r * r) * closed(k) / math.exp(-0.5)
+        assert mu[k] == pytest.approx(expected / math.sqrt(math.factorial(k)), abs=1e-13)
+
+
+def test_sin_cos_values_and_derivatives():
+    z = np.linspace(-7, 7, 141) + 0.013
+    sin, cos = get_activation("sin"), get_activation("cos")
+    np.testing.assert_allclose(sin(z), np.sin(z), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(cos(z), np.cos(z), rtol=0, atol=1e-15)
+    h = 1e-6
+    for act in (sin, cos):
+        numeric = (act(z + h) - act(z - h)) / (2 * h)
+        np.testing.assert_allclose(act.derivative(z), numeric, rtol=0, atol=1e-9)
+    assert sin.kinks == () and cos.kinks == ()
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_as_teacher_links(name):
+    from twolayer.teachers import get_teacher
+
+    teacher = get_teacher("single_index", d=5, rng=np.random.default_rng(0), link=name)
+    constants = teacher.link_constants(kmax=4)
+    closed = _sin_he if name == "sin" else _cos_he
+    for k in range(5):
+        assert constants[f"c_{k}"] * math.sqrt(math.factorial(k)) == pytest.approx(
+            closed(k), abs=1e-12
+        )
+    X, y = teacher.sample(50, np.random.default_rng(1))
+    fn = np.sin if name == "sin" else np.cos
+    np.testing.assert_allclose(y, fn(X @ teacher.beta), rtol=0, atol=1e-15)
