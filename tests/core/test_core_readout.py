@@ -87,3 +87,52 @@ def test_kernel_ridge_matches_direct_solve():
     np.testing.assert_allclose(
         kr.dual[:, 0], np.linalg.solve(K + 30 * 0.1 * np.eye(30), y), rtol=1e-8
     )
+
+
+@pytest.mark.parametrize("n,p", [(90, 40), (40, 90)])
+@pytest.mark.parametrize("stacked", [False, True])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_cholesky_and_eigh_solvers_agree(n, p, stacked, backend):
+    """Both sides of the Gram switch (n > p: F^T F, n < p: F F^T), one problem and a stack of 3,
+    NumPy and torch: the per-lambda Cholesky route and the one-eigh route give the same
+    coefficients. The smallest shift keeps the condition number below ~1e4, so the two exact
+    solvers can differ by ~1e-12 relative; 1e-10 is the contract."""
+    rng = np.random.default_rng(n + 7 * p)
+    shape = (3, n, p) if stacked else (n, p)
+    F, y = rng.standard_normal(shape), rng.standard_normal(shape[:-1])
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        F, y = torch.as_tensor(F), torch.as_tensor(y)
+    lambdas = [1e-2, 0.3, 5.0]
+    chol = ridge_path(F, y, lambdas, "mean", solver="cholesky")
+    eig = ridge_path(F, y, lambdas, "mean", solver="eigh")
+    auto = ridge_path(F, y, lambdas, "mean")
+    chol, eig, auto = (np.asarray(a) for a in (chol, eig, auto))
+    assert chol.shape == (*shape[:-2], p, 3)
+    scale = np.abs(eig).max()
+    np.testing.assert_allclose(chol, eig, rtol=0, atol=1e-10 * scale)
+    np.testing.assert_array_equal(auto, chol)  # 3 lambdas: auto picks Cholesky
+
+
+def test_cholesky_solver_zero_lambda_is_min_norm():
+    """lambda = 0 in a short grid still gives pinv(F) y (the eigendecomposition route)."""
+    rng = np.random.default_rng(3)
+    F, y = rng.standard_normal((25, 60)), rng.standard_normal(25)
+    A = ridge_path(F, y, [0.0, 0.1], solver="cholesky")
+    np.testing.assert_allclose(A[:, 0], np.linalg.pinv(F) @ y, rtol=1e-7, atol=1e-9)
+
+
+def test_long_grid_uses_one_eigendecomposition(monkeypatch):
+    """Past CHOLESKY_MAX_LAMBDAS the solver is one eigh, whatever the grid length."""
+    import twolayer.train.readout as readout
+
+    calls = []
+    original = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda G: calls.append(G.shape) or original(G))
+    rng = np.random.default_rng(4)
+    F, y = rng.standard_normal((50, 20)), rng.standard_normal(50)
+    ridge_path(F, y, np.logspace(-3, 1, readout.CHOLESKY_MAX_LAMBDAS + 1))
+    assert calls == [(20, 20)]
+    calls.clear()
+    ridge_path(F, y, np.logspace(-3, 1, readout.CHOLESKY_MAX_LAMBDAS))
+    assert calls == []

@@ -1,5 +1,6 @@
-"""Ridge readout of the second layer over a whole grid of lambda from one eigendecomposition,
-plus the baselines: linear ridge on x and kernel ridge with the conjugate kernel at init.
+"""Ridge readout of the second layer over a grid of lambda (one Cholesky factorisation per
+lambda for a short grid, one eigendecomposition for a long one), plus the baselines: linear
+ridge on x and kernel ridge with the conjugate kernel at init.
 
 Every fit also takes a stack of S problems (batched seeds): arrays with a leading S axis,
 solved by the same code (``@`` with :func:`~twolayer.backend.mT`; ``eigh`` decomposes each
@@ -56,8 +57,106 @@ def _inverse_shifted(s: Any, shift: np.ndarray) -> Any:
     return xp.where(keep, 1.0 / safe, safe * 0)
 
 
-def ridge_path(F: Any, y: Any, lambdas: Sequence[float], penalty: str = "mean") -> Any:
-    """Ridge coefficients for every lambda of a grid, from ONE eigendecomposition.
+#: Grids of at most this many lambdas are solved by one Cholesky factorisation per lambda;
+#: longer grids by one eigendecomposition for the whole grid. An ``eigh`` costs about as much as
+#: 10-30 Cholesky factor-and-solves of the same matrix (docs/performance.md, case (j)), so
+#: below 8 the Cholesky route is the cheaper one on every machine measured.
+CHOLESKY_MAX_LAMBDAS = 8
+
+SOLVERS = ("auto", "cholesky", "eigh")
+
+
+def _solve_eigh(G: Any, b: Any, shift: np.ndarray) -> Any:
+    """(G + shift_j I)^{-1} b for every j from one eigendecomposition (pinv rule at 0)."""
+    s, V = namespace_of(G).linalg.eigh(G)
+    return V @ (_inverse_shifted(s, shift) * matvec(mT(V), b)[..., :, None])
+
+
+def _cholesky_numpy(G: np.ndarray, b: np.ndarray, shift: float) -> np.ndarray | None:
+    """(G + shift I)^{-1} b by Cholesky (SciPy), or None if G + shift I is not numerically PD."""
+    import scipy.linalg
+
+    A = G + shift * np.eye(G.shape[-1], dtype=G.dtype)
+    try:
+        factor = scipy.linalg.cho_factor(A, lower=True, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    return scipy.linalg.cho_solve(factor, b, overwrite_b=False, check_finite=False)
+
+
+def _solve_cholesky(G: Any, b: Any, shift: np.ndarray) -> Any:
+    """(G + shift_j I)^{-1} b, one Cholesky factor-and-solve per lambda.
+
+    A shift of 0 (the min-norm limit) and a system that is not numerically positive definite
+    are solved by the eigendecomposition route instead, so the answer is always the one
+    :func:`_solve_eigh` gives.
+    """
+    xp = namespace_of(G)
+    stacked = G.ndim == 3
+    columns = []
+    for j, sh in enumerate(shift):
+        col = None
+        if sh > 0:
+            if xp is np:
+                if stacked:
+                    parts = [_cholesky_numpy(G[i], b[i], float(sh)) for i in range(G.shape[0])]
+                    col = None if any(c is None for c in parts) else np.stack(parts)
+                else:
+                    col = _cholesky_numpy(G, b, float(sh))
+            else:
+                eye = xp.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+                L, info = xp.linalg.cholesky_ex(G + float(sh) * eye)
+                if not bool((info != 0).any()):
+                    col = xp.cholesky_solve(b[..., :, None], L)[..., 0]
+        if col is None:
+            col = _solve_eigh(G, b, shift[j : j + 1])[..., 0]
+        columns.append(col)
+    return xp.stack(columns, axis=-1) if xp is np else xp.stack(columns, dim=-1)
+
+
+def solve_shifted(G: Any, b: Any, shift: Sequence[float], solver: str = "auto") -> Any:
+    """Solutions of (G + shift_j I) x_j = b for a grid of shifts, with the cheapest exact solver.
+
+    Parameters
+    ----------
+    G : (m, m) symmetric PSD array, or a stack (S, m, m)
+    b : (m,) array, or (S, m)
+    shift : sequence of L floats >= 0
+        A shift of 0 gives the minimum-norm solution pinv(G) b (eigenvalues below
+        ``PINV_RTOL`` times the largest count as zero).
+    solver : {"auto", "cholesky", "eigh"}
+        ``eigh``: one eigendecomposition for the whole grid; ``cholesky``: one Cholesky
+        factorisation per shift (an eigendecomposition only for a zero shift or a system that
+        is not numerically positive definite); ``auto``: Cholesky for at most
+        ``CHOLESKY_MAX_LAMBDAS`` shifts, else eigh.
+
+    Returns
+    -------
+    (m, L) array, or (S, m, L)
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    shift = np.asarray(shift, dtype=float)
+    if solver == "auto":
+        solver = "cholesky" if shift.size <= CHOLESKY_MAX_LAMBDAS else "eigh"
+    if solver == "cholesky":
+        return _solve_cholesky(G, b, shift)
+    return _solve_eigh(G, b, shift)
+
+
+def check_lambdas(lambdas: Sequence[float]) -> np.ndarray:
+    """The lambda grid as a float array; ValueError unless a non-empty list of finite values
+    >= 0."""
+    lam = np.asarray(lambdas, dtype=float)
+    if lam.ndim != 1 or lam.size == 0 or np.any(lam < 0) or not np.all(np.isfinite(lam)):
+        raise ValueError(f"lambdas must be a non-empty list of finite values >= 0, got {lambdas}")
+    return lam
+
+
+def ridge_path(
+    F: Any, y: Any, lambdas: Sequence[float], penalty: str = "mean", solver: str = "auto"
+) -> Any:
+    """Ridge coefficients for every lambda of a grid.
 
     Solves, for each lambda,
 
@@ -65,8 +164,10 @@ def ridge_path(F: Any, y: Any, lambdas: Sequence[float], penalty: str = "mean") 
         L(a) = (1/n) ||y - F a||^2  (penalty="mean")  or  ||y - F a||^2  (penalty="sum"),
 
     i.e. a = (F^T F + s lambda I)^{-1} F^T y with s = n or 1. lambda = 0 gives the min-norm
-    least-squares solution pinv(F) y. The eigendecomposition is of the smaller Gram matrix:
-    F^T F (p x p) when n >= p, F F^T (n x n) otherwise.
+    least-squares solution pinv(F) y. The system is the smaller Gram matrix: F^T F (p x p) when
+    n >= p, F F^T (n x n) otherwise (then a = F^T (F F^T + s lambda I)^{-1} y). It is solved
+    by :func:`solve_shifted`: one Cholesky factorisation per lambda for a short grid, one
+    eigendecomposition for a long one; both give the same coefficients to rounding.
 
     Parameters
     ----------
@@ -75,30 +176,25 @@ def ridge_path(F: Any, y: Any, lambdas: Sequence[float], penalty: str = "mean") 
     y : (n,) array, or (S, n)
     lambdas : sequence of L floats >= 0
     penalty : {"mean", "sum"}
+    solver : {"auto", "cholesky", "eigh"}
+        See :func:`solve_shifted`.
 
     Returns
     -------
     (p, L) array, or (S, p, L)
         Column j holds a(lambdas[j]).
     """
-    lam = np.asarray(lambdas, dtype=float)
-    if lam.ndim != 1 or lam.size == 0 or np.any(lam < 0) or not np.all(np.isfinite(lam)):
-        raise ValueError(f"lambdas must be a non-empty list of finite values >= 0, got {lambdas}")
+    lam = check_lambdas(lambdas)
     if F.ndim not in (2, 3) or tuple(y.shape) != tuple(F.shape[:-1]):
         raise ValueError(
             f"ridge_path needs F of shape (n, p) or (S, n, p) and y of shape F.shape[:-1], got "
             f"F {tuple(F.shape)} and y {tuple(y.shape)}"
         )
-    xp = namespace_of(F)
     n, p = F.shape[-2:]
     shift = _penalty_shift(lam, n, penalty)
     if n >= p:
-        s, V = xp.linalg.eigh(mT(F) @ F)
-        b = matvec(mT(V), matvec(mT(F), y))
-        return V @ (_inverse_shifted(s, shift) * b[..., :, None])
-    s, U = xp.linalg.eigh(F @ mT(F))
-    c = matvec(mT(U), y)
-    return mT(F) @ (U @ (_inverse_shifted(s, shift) * c[..., :, None]))
+        return solve_shifted(mT(F) @ F, matvec(mT(F), y), shift, solver)
+    return mT(F) @ solve_shifted(F @ mT(F), y, shift, solver)
 
 
 @dataclass(frozen=True)
@@ -160,7 +256,7 @@ class KernelRidge:
     """Kernel ridge regression with the conjugate kernel at init, for a grid of lambda.
 
     Objective (1/n) sum (y - f)^2 + lambda ||f||_H^2 (``penalty="mean"``), so the dual
-    coefficients are (K + n lambda I)^{-1} y, computed from one eigendecomposition of K.
+    coefficients are (K + n lambda I)^{-1} y (:func:`solve_shifted`).
     A stack of S problems (X of shape (S, n, d)) gives duals of shape (S, n, L).
     """
 
@@ -182,10 +278,8 @@ class KernelRidge:
     ) -> KernelRidge:
         X, y = to_numpy(X), to_numpy(y)
         K = conjugate_kernel(X, X, activation, w_scale=w_scale)
-        s, U = np.linalg.eigh(K)
-        shift = _penalty_shift(np.asarray(lambdas, float), X.shape[-2], penalty)
-        dual = U @ (_inverse_shifted(s, shift) * matvec(mT(U), y)[..., :, None])
-        return cls(X, dual, activation, w_scale)
+        shift = _penalty_shift(check_lambdas(lambdas), X.shape[-2], penalty)
+        return cls(X, solve_shifted(K, y, shift), activation, w_scale)
 
     def predict(self, X: Any) -> np.ndarray:
         """(n, L) predictions (a stack: (S, n, L))."""
