@@ -2,6 +2,8 @@
 
 Used for activations, teachers, protocols, measurements and recipes, so that adding a new one
 is one decorated function or class and one line, and a typo gets a "did you mean" answer.
+A lookup of a name no registry has first loads the installed plugins of the entry-point group
+``twolayer.plugins`` (once per process, :func:`twolayer.plugins.load_entry_points`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+            pass
+        if _load_entry_points() and name in self._items:
+            return self._items[name]
+        raise UnknownNameError(self.unknown_message(name))
 
     def unknown_message(self, name: str) -> str:
         known = ", ".join(sorted(self._items))
@@ -63,10 +68,17 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or (_load_entry_points() and name in self._items)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _load_entry_points() -> bool:
+    """On a miss: load the installed plugins once (twolayer.plugins), True if this call did."""
+    from twolayer.plugins import load_entry_points
+
+    return load_entry_points()

@@ -95,6 +95,7 @@ class LocalExecutor:
     """
 
     kind = "local"
+    plugins: tuple[str, ...] = ()  # the spec's plugin modules, imported by every task
 
     def __init__(
         self, jobs: int, blas_threads: int | None = None, batch_seeds: bool = False
@@ -109,7 +110,9 @@ class LocalExecutor:
             max_workers=self.workers, initializer=_init_worker, initargs=(self.blas_threads,)
         )
         futures = {
-            self._pool.submit(execute_group, group, self.blas_threads, self.batch_seeds): group
+            self._pool.submit(
+                execute_group, group, self.blas_threads, self.batch_seeds, plugins=self.plugins
+            ): group
             for group in groups
         }
         for future in cf.as_completed(futures):
@@ -141,6 +144,7 @@ class DaskExecutor:
     """
 
     kind = "dask"
+    plugins: tuple[str, ...] = ()  # the spec's plugin modules, imported by every task
 
     def __init__(
         self,
@@ -179,7 +183,8 @@ class DaskExecutor:
 
         futures = {
             self.client.submit(
-                execute_group, group, self.blas_threads, self.batch_seeds, pure=False
+                execute_group, group, self.blas_threads, self.batch_seeds,
+                plugins=self.plugins, pure=False,
             ): i
             for i, group in enumerate(groups)
         }

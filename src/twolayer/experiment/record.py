@@ -195,7 +195,10 @@ def execute_units(
 
 
 def execute_group(
-    items: list[WorkItem], blas_threads: int | None = None, batch_seeds: bool = False
+    items: list[WorkItem],
+    blas_threads: int | None = None,
+    batch_seeds: bool = False,
+    plugins: list[str] | tuple[str, ...] = (),
 ) -> list[Record]:
     """Run a group of items that share stages with one :class:`StageCache`, in order.
 
@@ -209,12 +212,34 @@ def execute_group(
         Limit BLAS/OpenMP threads while running (threadpoolctl).
     batch_seeds : bool
         Run the seeds of each config as one batched computation (:func:`execute_batch`).
+    plugins : list of str
+        The spec's plugin modules (twolayer.plugins), imported first: a worker process looks
+        the configs' names up in its own registries. If one cannot be imported here, every run
+        of the group fails, saying why.
     """
     from threadpoolctl import threadpool_limits
+
+    failed = _plugin_failures(items, plugins)
+    if failed:
+        return failed
 
     cache = StageCache(maxsize=2)
     with threadpool_limits(limits=blas_threads):
         return [r for unit in execute_units(items, cache, batch_seeds) for r in unit]
+
+
+def _plugin_failures(items: list[WorkItem], plugins: list[str] | tuple[str, ...]) -> list[Record]:
+    """Import the plugin modules; if one cannot be imported, a failed Record per item."""
+    if not plugins:
+        return []
+    from twolayer.plugins import PluginError, load_plugins
+
+    try:
+        load_plugins(plugins)
+    except PluginError as exc:
+        now = time.time()
+        return [_outcome_record(i, exc, started=now, finished=now, shared=False) for i in items]
+    return []
 
 
 def _plain_array(value: Any) -> np.ndarray:

@@ -28,8 +28,10 @@ _HEADER = """\
      python -m twolayer.experiment.reference > docs/spec.md -->
 
 A spec is one YAML file (or a Python dict). Its top level holds the experiment's own keys
-(`name`, `seeds`, `sweep`, `zip`, `executor`, `store`) and the sections of one run (`teacher`,
-`student`, `train`, `readout`, `evaluate`, `measure`, `backend`). Unknown keys are errors.
+(`name`, `seeds`, `sweep`, `zip`, `executor`, `store`, `plugins`) and the sections of one run
+(`teacher`, `student`, `train`, `readout`, `evaluate`, `measure`, `backend`). Unknown keys are
+errors. `plugins` lists your own modules, imported before anything else is checked (and on
+every worker), that register activations, links, teachers, ... (docs/extending.md).
 
 Shorthands: an activation or a measurement may be given by its name alone (`activation: relu`);
 a step size by a number (`eta: 0.5` means `eta: {c: 0.5}`). Write floats with a dot or an

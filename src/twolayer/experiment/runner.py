@@ -287,6 +287,8 @@ def run_spec(
             tasks=len(todo) if kind == "local" else None,
             batch_seeds=batch,
         )
+        if spec.plugins:  # sent with every group: the workers import them too
+            ex.plugins = tuple(spec.plugins)  # type: ignore[attr-defined]
         result.executor = ex.kind
         beat = _Heartbeat(path, st._token)
         beat.start()

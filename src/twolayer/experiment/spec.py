@@ -3,8 +3,9 @@
 A spec holds the run sections of :class:`twolayer.config.RunConfig` (teacher, student, train,
 readout, evaluate, measure, backend) plus what only an experiment needs: ``name``, ``seeds``,
 ``sweep`` (dotted keys -> lists, grid product), ``zip`` (dotted keys -> lists of one length,
-paired), ``executor`` and ``store``. Every resolved grid point is validated as a RunConfig when
-the spec is loaded, so a sweep never fails half-way on a typo. Every problem is reported as a
+paired), ``executor``, ``store`` and ``plugins`` (modules imported first, which register the
+user's own components: twolayer.plugins). Every resolved grid point is validated as a RunConfig
+when the spec is loaded, so a sweep never fails half-way on a typo. Every problem is reported as a
 :class:`~twolayer.experiment.errors.SpecError` naming the file, the key path, the value and what
 was expected.
 """
@@ -120,6 +121,11 @@ class Spec(_Model):
         default_factory=ExecutorConfig, description="where the runs execute"
     )
     store: str | None = Field(None, description="store file; default <name>.sqlite")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="modules to import first, which register your own activations, links, "
+        "teachers, ... (docs/extending.md); imported on the workers too",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -650,7 +656,24 @@ def _set_path(data: dict[str, Any], path: PathT, value: Any) -> None:
         cur[last] = copy.deepcopy(value)
 
 
+def _load_plugins(spec: Spec, source: str, node: yaml.Node | None) -> None:
+    """Import the spec's plugin modules, so that their components are registered before the
+    run sections are validated; a module that cannot be imported is a SpecError."""
+    from twolayer.plugins import PluginError, load_plugins
+
+    problems = []
+    for i, name in enumerate(spec.plugins):
+        try:
+            load_plugins([name])
+        except PluginError as exc:
+            path = ("plugins", i)
+            problems.append(Problem(format_path(path), str(exc), _line(node, path)))
+    if problems:
+        raise SpecError(problems, source)
+
+
 def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
+    _load_plugins(spec, source, node)
     base = spec.base_sections()
     problems: dict[tuple[str, str], Problem] = {}
     keys: dict[str, PathT] = {}
