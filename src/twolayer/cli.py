@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -77,11 +77,14 @@ class _RichProgress:
         self.best = math.inf
         self.best_name: str | None = metric
         self.failed = 0
+        self.total: int | None = None  # runs of the sweep, once started
+        self.stored = 0  # of which finished and stored (before or now)
         self._bar: Any = None
         self._task: Any = None
 
     # twolayer.experiment.Progress protocol
     def start(self, total: int, skipped: int, executor: str, workers: int) -> None:
+        self.total, self.stored = total + skipped, skipped
         if not self.enabled or total == 0:
             return
         from rich.progress import (
@@ -108,6 +111,8 @@ class _RichProgress:
         self._bar.start()
 
     def advance(self, record: Any) -> None:
+        if record.status in ("done", "diverged", "failed"):
+            self.stored += 1
         if record.status == "failed":
             self.failed += 1
         name = self.best_name
@@ -196,21 +201,38 @@ def run(
         return
     interactive = sys.stdout.isatty() and not quiet
     progress = _RichProgress(metric, enabled=interactive)
-    result = run_spec(
-        parsed,
-        store=store,
-        executor=executor,
-        jobs=jobs,
-        retry_failed=retry_failed,
-        progress=progress,
-        runs=runs,
-        batch_seeds=batch_seeds,
-    )
+    try:
+        result = run_spec(
+            parsed,
+            store=store,
+            executor=executor,
+            jobs=jobs,
+            retry_failed=retry_failed,
+            progress=progress,
+            runs=runs,
+            batch_seeds=batch_seeds,
+        )
+    except KeyboardInterrupt:
+        _interrupted(progress, store or Path(parsed.store_path))
     counts = result.counts()
     if not quiet:
         _report(result, counts, progress)
     if counts.get("failed"):
         sys.exit(1)
+
+
+def _interrupted(progress: _RichProgress, store: Path) -> NoReturn:
+    """Ctrl-C during a sweep: say what is stored and how to go on (exit 130, as shells do)."""
+    if progress.total is None:
+        click.echo("Interrupted before any run started; run the same command again to start.",
+                   err=True)
+    else:
+        click.echo(
+            f"Interrupted: {progress.stored} of {progress.total} runs finished and stored in "
+            f"{store}; run the same command again to resume.",
+            err=True,
+        )
+    sys.exit(130)
 
 
 def _print_plan(plan: Any) -> None:

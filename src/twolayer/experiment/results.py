@@ -137,17 +137,36 @@ def export(
     format : {"csv", "parquet"}
         Parquet needs pyarrow (``pip install twolayer[parquet]``).
     sweep : str, optional
+
+    Raises
+    ------
+    StoreError
+        If the store cannot be read, or the output file cannot be written (its directory does
+        not exist, permissions, a full disk): one message naming the file.
     """
-    frame = load(store, sweep)
     store = Path(store)
     if out is None:
         stem = store.stem + (f"-{sweep}" if sweep else "")
         out = store.with_name(f"{stem}.{format}")
     out = Path(out)
+    if not out.parent.is_dir():  # before the store is read
+        raise StoreError(
+            f"cannot write {out}: no directory {out.parent} (create it first, or choose "
+            "another output file)"
+        )
+    frame = load(store, sweep)
     # lists (lambda grids, baselines) as text, so that both formats hold one type per column
     for col in frame.columns:
         if frame[col].map(lambda v: isinstance(v, tuple)).any():
             frame[col] = frame[col].map(lambda v: str(list(v)) if isinstance(v, tuple) else v)
+    try:
+        _write(frame, out, format)
+    except OSError as exc:
+        raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _write(frame: pd.DataFrame, out: Path, format: str) -> None:
     if format == "csv":
         frame.to_csv(out, index=False)
     elif format == "parquet":
@@ -163,4 +182,3 @@ def export(
         frame.to_parquet(out, index=False)
     else:
         raise ValueError(f"format must be 'csv' or 'parquet', got {format!r}")
-    return out

@@ -27,22 +27,31 @@ Schema (version 1)
 
 Only the driver writes; each finished run is one transaction (run row, metrics, arrays,
 trajectory together), so a crash loses at most the runs in flight.
+
+Readers (``Store(path, create=False)``: status, export, plot, :func:`load`) open the file
+read-only (SQLite URI ``mode=ro``, or ``immutable=1`` on storage they cannot write), so they
+never change it and work on read-only mounts. A damaged file (cut short, data appended, pages
+that do not check) is a :class:`StoreError` naming it, and is never written to: the size in
+the header is compared with the file's, a writer runs ``PRAGMA quick_check`` before its first
+write, and every SQLite error on the way is turned into a StoreError.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -57,6 +66,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
 STALE_LOCK_S = 600.0
 """A lock held from another host is considered abandoned after this long without a heartbeat."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _LOCK_QUERY = "SELECT token, host, pid, sweep, since, heartbeat FROM lock"
 
@@ -124,8 +135,9 @@ def check_store_file(path: str | Path) -> bool:
     Raises
     ------
     StoreError
-        If the path is a directory, an empty file, not an SQLite file, or an SQLite database of
-        another application.
+        If the path is a directory, an empty file, not an SQLite file, an SQLite database of
+        another application, or a store whose size differs from the size its header gives
+        (cut short, or data appended; checked when no write-ahead log is pending).
     """
     path = Path(path)
     if not path.exists():
@@ -144,13 +156,115 @@ def check_store_file(path: str | Path) -> bool:
             f"{path} is an SQLite database of another application (application_id "
             f"{app_id:#x}), not a twolayer store; left untouched"
         )
+    _check_size(path, header)
     return True
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    con.execute("PRAGMA foreign_keys = ON")
-    con.execute("PRAGMA synchronous = NORMAL")
+def _damaged(path: Path, why: str, hint: str = "") -> StoreError:
+    return StoreError(
+        f"{path} is damaged ({why}) and was left untouched; "
+        + (hint or "restore it from a backup, or write to another store (--store PATH)")
+    )
+
+
+def _check_size(path: Path, header: bytes) -> None:
+    """Compare the file's size with the database size in its header (bytes 16-17: page size,
+    28-31: pages; valid when the change counter, bytes 24-27, equals bytes 92-95)."""
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if pages == 0 or page_size < 512 or header[24:28] != header[92:96]:
+        return  # no valid size in the header: SQLite itself goes by the file's size
+    for log in ("-wal", "-journal"):
+        try:
+            if path.with_name(path.name + log).stat().st_size > 0:
+                return  # pages may live in the log, and a checkpoint may be under way
+        except OSError:
+            pass
+    size = path.stat().st_size
+    expected = pages * page_size
+    if size < expected:
+        raise _damaged(path, f"{size} bytes where its header says {expected}: cut short")
+    if size > expected:
+        raise _damaged(
+            path,
+            f"{size - expected} bytes after the end of the database its header describes",
+            f"if data was appended to an intact store, `truncate -s {expected} {path}` removes "
+            "it (copy the file first); else restore it from a backup",
+        )
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11
+    if name is not None:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """An SQLite error as one clear StoreError naming the file."""
+    if _is_corrupt(exc):
+        return _damaged(path, str(exc))
+    return StoreError(f"cannot use store {path}: {exc}")
+
+
+def _converting(fn: _F) -> _F:
+    """Turn an SQLite error raised by a Store method into a StoreError naming the file."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def reader_uri(path: str | Path) -> str:
+    """The SQLite URI a reader opens ``path`` with: ``mode=ro`` (reads see a live writer's
+    write-ahead log), or ``mode=ro&immutable=1`` when the directory cannot be written and
+    the ``-shm`` file that a WAL reader needs does not exist (read-only storage).
+
+    Raises
+    ------
+    StoreError
+        If a write-ahead log with data is pending on storage that cannot be written (an
+        immutable reader would not see its runs).
+    """
+    path = Path(path).absolute()
+    uri = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
+    shm = path.with_name(path.name + "-shm")
+    wal = path.with_name(path.name + "-wal")
+    if os.access(path.parent, os.W_OK) or (shm.exists() and wal.exists()):
+        return uri
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"{path} has a pending write-ahead log ({wal.name}) on storage that cannot be "
+            "written, so its last runs cannot be read; copy the store with its -wal file to "
+            "writable storage and read it there"
+        )
+    return uri + "&immutable=1"
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        con = sqlite3.connect(
+            reader_uri(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=True
+        )
+    else:
+        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = NORMAL")
+        if not readonly:  # before the first write: never write into a damaged file
+            rows = [r[0] for r in con.execute("PRAGMA quick_check(3)").fetchall()]
+            if rows != ["ok"]:
+                lines = [x for r in rows for x in r.splitlines() if not x.startswith("***")]
+                raise _damaged(path, "quick_check: " + "; ".join(lines))
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -190,16 +304,25 @@ class Store:
         The store file.
     create : bool
         Create the store if the file does not exist (otherwise raise StoreError).
+    readonly : bool, optional
+        Open the file read-only (SQLite ``mode=ro``; ``immutable=1`` on storage that cannot be
+        written). Default: read-only when ``create`` is false, as for every reader of a store.
+        A writer checks the file (``PRAGMA quick_check``) before it writes anything.
 
     Raises
     ------
     StoreError
-        If the file exists and is not a twolayer store (it is left untouched), or was written
-        by a newer schema.
+        If the file exists and is not a twolayer store or is damaged (it is left untouched),
+        or was written by a newer schema. Every SQLite error of a method, and of a
+        ``with Store(...)`` block, is turned into a StoreError naming the file.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, readonly: bool | None = None
+    ) -> None:
         self.path = Path(path)
+        self.readonly = (not create) if readonly is None else readonly
+        self._token: str | None = None
         if not check_store_file(self.path):
             if not create:
                 raise StoreError(f"no store at {self.path}")
@@ -209,11 +332,16 @@ class Store:
                 )
             _create(self.path)
             check_store_file(self.path)
-        self.con = _connect(self.path)
+        try:
+            self.con = _connect(self.path, self.readonly)
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
         try:
             meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self.con.close()
+            if _is_corrupt(exc):
+                raise _damaged(self.path, str(exc)) from None
             raise StoreError(f"{self.path} cannot be read as a twolayer store: {exc}") from None
         if meta.get("application") != "twolayer":
             self.con.close()
@@ -224,21 +352,28 @@ class Store:
                 f"{self.path} has store schema {meta['schema']}, newer than this twolayer "
                 f"({SCHEMA_VERSION}); upgrade twolayer to read it"
             )
-        self._token: str | None = None
 
     # -- context ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release the lock if held and close the connection."""
-        if self._token is not None:
-            self.release()
-        self.con.close()
+        try:
+            if self._token is not None:
+                self.release()
+        finally:
+            self.con.close()
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            self.close()
+        except StoreError:
+            if exc is None:
+                raise  # else the error of the block is the one to report
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(self.path, exc) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -253,6 +388,7 @@ class Store:
 
     # -- lock ---------------------------------------------------------------------------------
 
+    @_converting
     def acquire(self, sweep: str) -> None:
         """Take the writer lock for ``sweep``.
 
@@ -279,6 +415,7 @@ class Store:
             )
         self._token = token
 
+    @_converting
     def heartbeat(self) -> None:
         """Refresh the lock's heartbeat (the driver calls this while it waits)."""
         if self._token is not None:
@@ -289,6 +426,7 @@ class Store:
         if self._token is not None:
             con.execute("UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), self._token))
 
+    @_converting
     def release(self) -> None:
         """Give the writer lock back."""
         if self._token is not None:
@@ -296,6 +434,7 @@ class Store:
                 con.execute("DELETE FROM lock WHERE token = ?", (self._token,))
             self._token = None
 
+    @_converting
     def lock_holder(self) -> dict[str, Any] | None:
         """The live lock holder (host, pid, sweep, since), or None."""
         row = self.con.execute(_LOCK_QUERY).fetchone()
@@ -305,6 +444,7 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------
 
+    @_converting
     def register(
         self,
         sweep: str,
@@ -349,6 +489,7 @@ class Store:
                 )
             self._beat(con)
 
+    @_converting
     def write(self, record: Record) -> None:
         """Store a finished run: its row, metrics, arrays and trajectory in one transaction."""
         with self.transaction() as con:
@@ -398,6 +539,7 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @_converting
     def statuses(self, run_ids: Iterable[str] | None = None) -> dict[str, str]:
         """run id -> status (of the given runs that the store has, or of all runs)."""
         if run_ids is None:
@@ -415,10 +557,12 @@ class Store:
             )
         return out
 
+    @_converting
     def sweeps(self) -> list[str]:
         """Names of the sweeps in the store."""
         return [r[0] for r in self.con.execute("SELECT name FROM sweeps ORDER BY created")]
 
+    @_converting
     def counts(self, sweep: str | None = None) -> dict[str, int]:
         """Number of runs by status (of one sweep, or of all runs)."""
         if sweep is None:
@@ -431,6 +575,7 @@ class Store:
             )
         return dict(rows.fetchall())
 
+    @_converting
     def failures(self, sweep: str | None = None) -> list[dict[str, Any]]:
         """Failed and diverged runs: id, status, first line of the error, diverged step, seed
         and sweep point (of ``sweep``, else of the sweep that first asked for the run)."""
@@ -454,6 +599,7 @@ class Store:
             for r in rows
         ]
 
+    @_converting
     def arrays(self, run_id: str) -> dict[str, np.ndarray]:
         """The arrays of one run, by name."""
         rows = self.con.execute(
@@ -464,6 +610,7 @@ class Store:
             for name, dtype, shape, data in rows
         }
 
+    @_converting
     def trajectory(self, run_id: str) -> list[dict[str, float]]:
         """The trajectory rows of one run, in order."""
         rows = self.con.execute(
@@ -471,6 +618,7 @@ class Store:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    @_converting
     def records(self, sweep: str | None = None) -> list[dict[str, Any]]:
         """Run rows with their config (dict), metrics (dict) and sweep point, as plain data."""
         if sweep is None:
