@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import importlib
 import re
+import threading
 import warnings
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 ENTRY_POINT_GROUP = "twolayer.plugins"
 """The entry-point group whose modules (or functions) register components."""
@@ -43,6 +45,7 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 _loaded: dict[str, None] = {}  # module names imported by load_plugins, in order
 _entry_points_state = "no"  # "no", "loading", "done"
+_entry_points_lock = threading.RLock()
 
 
 class PluginError(ImportError):
@@ -129,26 +132,34 @@ def load_entry_points() -> bool:
     Returns
     -------
     bool
-        True when this call loaded them (the first call), False afterwards (and while they
-        are loading, so that a plugin's own lookups do not recurse).
+        True when this call loaded them (the first call), False afterwards. Another thread
+        asking while they load waits until they are loaded; a lookup made by a plugin while it
+        is being loaded (same thread) returns False at once instead of recursing.
     """
     global _entry_points_state
-    if _entry_points_state != "no":
+    if _entry_points_state == "done":
         return False
-    _entry_points_state = "loading"
-    try:
-        for ep in entry_points():
-            try:
-                obj = ep.load()  # type: ignore[attr-defined]
-                if callable(obj) and not isinstance(obj, ModuleType | type):
-                    obj()
-            except Exception as exc:
-                warnings.warn(
-                    f"twolayer plugin entry point {ep.name!r} = {ep.value!r} "  # type: ignore[attr-defined]
-                    f"failed to load: {type(exc).__name__}: {exc}",
-                    PluginWarning,
-                    stacklevel=2,
-                )
-    finally:
-        _entry_points_state = "done"
+    with _entry_points_lock:
+        if _entry_points_state != "no":
+            return False
+        _entry_points_state = "loading"
+        try:
+            for ep in entry_points():
+                _load_entry_point(ep)
+        finally:
+            _entry_points_state = "done"
     return True
+
+
+def _load_entry_point(ep: Any) -> None:
+    try:
+        obj = ep.load()
+        if callable(obj) and not isinstance(obj, ModuleType | type):
+            obj()
+    except Exception as exc:
+        warnings.warn(
+            f"twolayer plugin entry point {ep.name!r} = {ep.value!r} failed to load: "
+            f"{type(exc).__name__}: {exc}",
+            PluginWarning,
+            stacklevel=4,
+        )

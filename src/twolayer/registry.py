@@ -52,9 +52,11 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             pass
-        if _load_entry_points() and name in self._items:
+        _load_entry_points()
+        try:
             return self._items[name]
-        raise UnknownNameError(self.unknown_message(name))
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
         known = ", ".join(sorted(self._items))
@@ -68,7 +70,10 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items or (_load_entry_points() and name in self._items)
+        if name in self._items:
+            return True
+        _load_entry_points()
+        return name in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
@@ -77,8 +82,8 @@ class Registry(Generic[T]):
         return len(self._items)
 
 
-def _load_entry_points() -> bool:
-    """On a miss: load the installed plugins once (twolayer.plugins), True if this call did."""
+def _load_entry_points() -> None:
+    """On a miss: load the installed plugins, once per process (twolayer.plugins)."""
     from twolayer.plugins import load_entry_points
 
-    return load_entry_points()
+    load_entry_points()

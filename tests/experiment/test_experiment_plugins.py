@@ -263,3 +263,24 @@ def test_entry_point_plugins_load_on_the_first_registry_miss(tmp_path, plugin, m
     spec["student"]["activation"] = "tl_ep_neg"
     spec.pop("sweep")
     assert load_spec(spec).student["activation"] == "tl_ep_neg"
+
+
+def test_threads_missing_together_all_see_the_entry_point_plugins(tmp_path, plugin, monkeypatch):
+    """Dask with threads: a second thread that misses while the first loads the entry points
+    waits for them instead of reporting the name unknown."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tl_ep_slow.py").write_text(
+        "import time\n"
+        "from twolayer.activations import ACTIVATIONS, Activation\n"
+        "time.sleep(0.3)\n"
+        "ACTIVATIONS.add('tl_ep_slow', lambda: Activation('tl_ep_slow', lambda z: z * 1.0,"
+        " lambda z: z * 0 + 1.0))\n"
+    )
+    _fake_distribution(site, "[twolayer.plugins]\nslow = tl_ep_slow\n")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(plugins_mod, "_entry_points_state", "no")
+    with cf.ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: "tl_ep_slow" in ACTIVATIONS, range(4)))
+    assert found == [True] * 4
