@@ -9,6 +9,7 @@ same seed gives the same numbers whatever backend runs the algebra.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,16 @@ STREAM_IDS: dict[str, int] = {
     "measure": 7,  # probe sets of measurements
 }
 
+#: The stages a spec can hold fixed across its seeds (``draws.fixed``) and the streams each
+#: stage draws from; a stream not listed here always follows the run's seed.
+STAGE_STREAMS: dict[str, tuple[str, ...]] = {
+    "teacher": ("teacher",),
+    "init": ("init",),
+    "train": ("batch", "train_noise", "spike"),
+    "readout": ("readout",),
+    "test": ("test",),
+}
+
 
 def stream_id(name: str) -> int:
     """Integer id of a named stream; unknown names get a stable CRC32-based id."""
@@ -42,7 +53,9 @@ class RunStreams:
 
     Stream ``(name, *index)`` is ``SeedSequence(seed, spawn_key=(id(name), *index))``: it
     depends only on the seed, the name and the index, so drawing more test points or taking
-    more training steps never changes the training data.
+    more training steps never changes the training data. The streams named in ``fixed`` use
+    ``fixed_seed`` instead of ``seed`` (a spec's ``draws.fixed``: one W_0 or one training batch
+    for all seeds); build them with :meth:`with_fixed`.
 
     Examples
     --------
@@ -52,12 +65,28 @@ class RunStreams:
     """
 
     seed: int
+    fixed: frozenset[str] = frozenset()
+    fixed_seed: int = 0
+
+    @classmethod
+    def with_fixed(cls, seed: int, stages: Sequence[str] = (), fixed_seed: int = 0) -> RunStreams:
+        """Streams of ``seed`` in which the streams of ``stages`` (keys of ``STAGE_STREAMS``)
+        follow ``fixed_seed`` instead: those stages draw the same numbers for every seed."""
+        unknown = [s for s in stages if s not in STAGE_STREAMS]
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; stages: {', '.join(STAGE_STREAMS)}")
+        names = frozenset(n for s in stages for n in STAGE_STREAMS[s])
+        return cls(int(seed), names, int(fixed_seed))
+
+    def seed_of(self, name: str) -> int:
+        """The seed stream ``name`` draws from: ``fixed_seed`` for a fixed stream, else seed."""
+        return self.fixed_seed if name in self.fixed else self.seed
 
     def seed_sequence(self, name: str, *index: int) -> np.random.SeedSequence:
-        if self.seed < 0:
+        if self.seed < 0 or self.fixed_seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
         return np.random.SeedSequence(
-            entropy=self.seed, spawn_key=(stream_id(name), *(int(i) for i in index))
+            entropy=self.seed_of(name), spawn_key=(stream_id(name), *(int(i) for i in index))
         )
 
     def generator(self, name: str, *index: int) -> np.random.Generator:
@@ -79,6 +108,8 @@ class StreamStack:
     """
 
     seeds: tuple[int, ...]
+    fixed: frozenset[str] = frozenset()
+    fixed_seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -90,10 +121,10 @@ class StreamStack:
         return len(self.seeds)
 
     def __getitem__(self, i: int) -> RunStreams:
-        return RunStreams(self.seeds[i])
+        return RunStreams(self.seeds[i], self.fixed, self.fixed_seed)
 
     def generator(self, name: str, *index: int) -> GeneratorStack:
-        return GeneratorStack(RunStreams(s).generator(name, *index) for s in self.seeds)
+        return GeneratorStack(self[i].generator(name, *index) for i in range(len(self.seeds)))
 
 
 def mT(x: Any) -> Any:

@@ -33,12 +33,13 @@ from twolayer.config import GiantStepsConfig, NoTrainConfig, RunConfig
 from twolayer.pipeline import (
     RunResult,
     StageCache,
-    _section_key,
     build_student,
     build_teacher,
     evaluate_student,
     record_run,
+    run_streams,
     train_student,
+    training_key,
 )
 from twolayer.student import TwoLayer
 from twolayer.teachers import TeacherStack
@@ -167,7 +168,8 @@ def run_batch(
         raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
     cache = cache or StageCache(maxsize=0)
     backend = Backend(config.backend.name, config.backend.dtype, config.backend.device)
-    streams = StreamStack(seeds)  # checks: non-empty, distinct
+    one = run_streams(config, 0)
+    streams = StreamStack(seeds, one.fixed, one.fixed_seed)  # checks: non-empty, distinct
     size = len(seeds)
     timer = time.perf_counter()
 
@@ -177,11 +179,7 @@ def run_batch(
         alive, trained_stack, diverged = _train(config, teacher, student0, streams, backend)
         return teacher, student0, alive, trained_stack, diverged
 
-    key = (
-        "train-batch",
-        seeds,
-        _section_key(config.teacher, config.student, config.train, config.backend),
-    )
+    key = ("train-batch", tuple(training_key(config, seed) for seed in seeds))
     teacher, student0, alive, trained_stack, diverged = cache.get_or_compute(key, trained)
     train_s = (time.perf_counter() - timer) / size
 
@@ -189,7 +187,7 @@ def run_batch(
     if alive:
         if len(alive) < size:  # the diverged members are left out of the readout
             teacher = TeacherStack([teacher[i] for i in alive])
-            streams = StreamStack(tuple(seeds[i] for i in alive))
+            streams = StreamStack(tuple(seeds[i] for i in alive), streams.fixed, streams.fixed_seed)
             student0 = student0.replace(W=student0.W[alive], a=student0.a[alive])
         evaluation = evaluate_student(config, teacher, streams, backend, student0, trained_stack)
         share = {k: v / len(alive) for k, v in evaluation.timings.items()}

@@ -435,6 +435,45 @@ class MeasureItem(_Model):
         return dict(self.model_extra or {})
 
 
+class DrawsConfig(_Model):
+    """Stages drawn once for all the seeds of a sweep (a notebook's "one W_0, one step, fresh
+    readout and test data per seed" design).
+
+    The streams of the stages in ``fixed`` follow ``seed`` instead of the run's seed, so they
+    are bit-identical across seeds; the other stages follow the run's seed as usual. Runs whose
+    teacher, init and training are all fixed share one trained student across seeds.
+    """
+
+    fixed: list[Literal["teacher", "init", "train", "readout", "test"]] = Field(
+        default_factory=list,
+        description="stages with one draw for every seed: teacher (its directions), init "
+        "(W_0, a_0), train (the training batches, minibatch orders, Langevin noise, the sRF "
+        "spike), readout (its batch), test (the test set)",
+    )
+    seed: NonNegativeInt = Field(0, description="the seed the fixed stages draw from")
+
+    @field_validator("fixed")
+    @classmethod
+    def _unique(cls, stages: list[str]) -> list[str]:
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"draws.fixed lists a stage twice: {stages}")
+        return stages
+
+
+class LabelsConfig(_Model):
+    """Labels preprocessed with statistics of the batch itself (as notebooks do), applied to
+    every batch: each training batch, the readout batch and the test set, each with its own
+    estimates. The population versions are options of the link (``center``, ``remove_linear``).
+    """
+
+    center: bool = Field(False, description="subtract the batch's own mean label")
+    remove_linear: bool = Field(
+        False,
+        description="subtract <x, c> with c = (1/n) X^T y, the batch's own estimate of the "
+        "first Hermite coefficient (from the raw labels)",
+    )
+
+
 class BackendConfig(_Model):
     """Array backend (NumPy, or PyTorch for GPUs), precision and device."""
 
@@ -460,6 +499,13 @@ class RunConfig(_Model):
     backend: BackendConfig = Field(
         default_factory=BackendConfig, description="array backend and precision"
     )
+    draws: DrawsConfig = Field(
+        default_factory=DrawsConfig, description="stages drawn once for all seeds"
+    )
+    labels: LabelsConfig = Field(
+        default_factory=LabelsConfig,
+        description="labels preprocessed with each batch's own statistics",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -480,11 +526,23 @@ class RunConfig(_Model):
                 )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
-        if isinstance(self.train, NoTrainConfig | SpikedConfig) and self.readout is not None:
-            if self.readout.batch == "reuse" or self.readout.n is None:
+        r = self.readout
+        if isinstance(self.train, NoTrainConfig | SpikedConfig) and r is not None:
+            if r.batch == "reuse" or r.n is None:
                 raise ValueError(
                     f"readout: with train.protocol {self.train.protocol!r} give readout.n and "
                     "batch 'fresh'"
+                )
+        if r is not None and r.batch == "reuse":
+            if r.n is not None:
+                raise ValueError(
+                    f"readout.n = {r.n}: a reused batch is the first training batch, of its own "
+                    "size; drop readout.n or use batch 'fresh'"
+                )
+            if isinstance(self.train, GDConfig) and self.train.online:
+                raise ValueError(
+                    "readout.batch 'reuse': online gd (train.online) keeps no training batch to "
+                    "reuse; use batch 'fresh'"
                 )
         return self
 

@@ -9,6 +9,7 @@ lambda grid, measurements, n_test) reuse them and get exactly the numbers they w
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.backend import Backend, RunStreams, StreamStack, to_numpy
+from twolayer.backend import Backend, RunStreams, StreamStack, matvec, mT, namespace_of, to_numpy
 from twolayer.config import (
     MONITOR_METRICS,
     GDConfig,
@@ -29,44 +30,119 @@ from twolayer.config import (
 from twolayer.losses import get_loss
 from twolayer.measure import MeasureContext, chunked_errors, dataset_errors, measure
 from twolayer.student import TwoLayer, init_student
-from twolayer.teachers import Teacher
+from twolayer.teachers import SAMPLE_BLOCK, SampleLabels, Teacher, TeacherStack, sample_blocks
 from twolayer.train.gd import gradient_descent
-from twolayer.train.readout import KernelRidge, LinearRidge, ridge_path
+from twolayer.train.readout import (
+    KernelRidge,
+    LinearRidge,
+    _penalty_shift,
+    check_lambdas,
+    ridge_path,
+    solve_shifted,
+)
 from twolayer.train.spiked import spiked_features
 from twolayer.train.steps import TrainResult, giant_steps
 
 
+def _default_budget() -> int:
+    """The stage cache's memory budget in bytes: ``TWOLAYER_CACHE_MB`` (MiB), default 1024."""
+    try:
+        return int(float(os.environ.get("TWOLAYER_CACHE_MB", "1024")) * 2**20)
+    except ValueError:
+        raise ValueError(
+            f"TWOLAYER_CACHE_MB must be a number of MiB, got {os.environ['TWOLAYER_CACHE_MB']!r}"
+        ) from None
+
+
 class StageCache:
-    """A small LRU cache of stage outputs keyed by (stage, seed, config sections).
+    """A small LRU cache of stage outputs keyed by (stage, seeds, config sections).
+
+    Two kinds of entries: trained students (teacher, W_0, the trained W), at most ``maxsize`` of
+    them; and the large arrays that runs of one trained student share -- the test set, its
+    features, the readout batches and their features and Gram matrices -- kept while their
+    total stays within ``budget_bytes`` (an array larger than the budget is never cached: its
+    run computes it in chunks, as without a cache).
 
     Parameters
     ----------
     maxsize : int
-        Entries kept; a trained student costs N x d floats, so keep this small.
+        Trained students kept; each costs N x d floats (twice: W_0 and W).
+    budget_bytes : int, optional
+        Memory for the shared arrays; default ``TWOLAYER_CACHE_MB`` MiB (1024). ``maxsize=0``
+        makes a cache that keeps nothing (budget 0).
     """
 
-    def __init__(self, maxsize: int = 4) -> None:
+    def __init__(self, maxsize: int = 4, budget_bytes: int | None = None) -> None:
         self.maxsize = maxsize
+        if budget_bytes is None:
+            budget_bytes = _default_budget() if maxsize > 0 else 0
+        self.budget_bytes = int(budget_bytes)
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
         self.hits = 0
         self.misses = 0
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+    def fits(self, nbytes: int) -> bool:
+        """Whether an entry of ``nbytes`` may be cached at all."""
+        return 0 < nbytes <= self.budget_bytes
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any], nbytes: int = 0) -> Any:
+        """The cached value of ``key``, or ``compute()`` (then cached). ``nbytes > 0`` marks a
+        shared array entry counted against the budget; 0 a trained student (counted by
+        ``maxsize``)."""
         if key in self._data:
             self._data.move_to_end(key)
             self.hits += 1
             return self._data[key]
         self.misses += 1
         value = compute()
+        if nbytes > 0 and not self.fits(nbytes):
+            return value
         self._data[key] = value
-        if len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
+        self._sizes[key] = int(nbytes)
+        self._evict()
         return value
 
+    def _evict(self) -> None:
+        def oldest(sized: bool) -> Hashable:
+            return next(k for k in self._data if (self._sizes[k] > 0) == sized)
 
-def _section_key(*sections: Any) -> str:
+        while sum(1 for k in self._data if self._sizes[k] == 0) > self.maxsize:
+            self._drop(oldest(False))
+        while sum(self._sizes.values()) > self.budget_bytes:
+            self._drop(oldest(True))
+
+    def _drop(self, key: Hashable) -> None:
+        del self._data[key]
+        del self._sizes[key]
+
+
+#: The config sections that, with the seeds of the teacher, init and train streams, fix the
+#: trained student: runs that agree on them share one (:func:`training_key`).
+TRAINING_SECTIONS = ("teacher", "student", "train", "backend", "labels")
+
+
+def run_streams(config: RunConfig, seed: int) -> RunStreams:
+    """The random streams of a run: the seed's, except the stages ``draws.fixed`` holds."""
+    return RunStreams.with_fixed(seed, config.draws.fixed, config.draws.seed)
+
+
+def training_key(config: RunConfig, seed: int) -> str:
+    """What fixes the trained student of a run: the training sections and the seeds its teacher,
+    init and training streams draw from. Runs with equal keys train the same student, so they
+    share it (the stage cache, and the grouping of sweeps into tasks, both use this key)."""
+    streams = run_streams(config, seed)
+    seeds = [streams.seed_of(name) for name in ("teacher", "init", "batch")]
     return json.dumps(
-        [s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in sections],
+        [seeds, [getattr(config, name).model_dump(mode="json") for name in TRAINING_SECTIONS]],
+        sort_keys=True,
+    )
+
+
+def _teacher_key(config: RunConfig, streams: RunStreams) -> str:
+    return json.dumps(
+        [streams.seed_of("teacher"), config.teacher.model_dump(mode="json"),
+         config.labels.model_dump(mode="json")],
         sort_keys=True,
     )
 
@@ -99,7 +175,14 @@ class RunResult:
 
 
 def build_teacher(config: RunConfig, streams: RunStreams) -> Teacher:
-    return config.teacher.build(streams.generator("teacher"))
+    """The run's teacher; with ``labels.center``/``remove_linear`` every batch it draws has
+    its labels preprocessed with the batch's own statistics (:class:`SampleLabels`)."""
+    teacher = config.teacher.build(streams.generator("teacher"))
+    if config.labels.center or config.labels.remove_linear:
+        teacher = SampleLabels(
+            teacher, center=config.labels.center, remove_linear=config.labels.remove_linear
+        )
+    return teacher
 
 
 def build_student(config: RunConfig, streams: RunStreams, backend: Backend) -> TwoLayer:
@@ -284,7 +367,8 @@ class Evaluation:
 
 
 class _LastFeatures:
-    """sigma(X W^T) of the last (student, X) asked for.
+    """sigma(X W^T) of the last (student, X) asked for, or of a pair registered with
+    :meth:`known` (features computed once and kept, e.g. those of a cached test set).
 
     The network and its readout predict on the same test chunk from the same features; with
     this they compute them once (a GEMM of chunk x d x N saved per chunk). The memo holds its
@@ -294,13 +378,176 @@ class _LastFeatures:
     def __init__(self) -> None:
         self._key: tuple[Any, Any] | None = None
         self._value: Any = None
+        self._known: list[tuple[Any, Any, Any]] = []
+
+    def known(self, student: TwoLayer, X: Any, F: Any) -> None:
+        self._known.append((student, X, F))
 
     def __call__(self, student: TwoLayer, X: Any) -> Any:
+        for s, x, F in self._known:
+            if s is student and x is X:
+                return F
         if self._key is None or self._key[0] is not student or self._key[1] is not X:
             # drop the previous chunk's features first: memory stays one chunk of features
             self._key = self._value = None
             self._key, self._value = (student, X), student.features(X)
         return self._value
+
+
+def _label_preprocessor(teacher: Teacher) -> SampleLabels | None:
+    """The run's label preprocessing (a SampleLabels teacher, or the first of a stack)."""
+    first = teacher[0] if isinstance(teacher, TeacherStack) else teacher
+    return first if isinstance(first, SampleLabels) else None
+
+
+def _raw_teacher(teacher: Teacher) -> Teacher:
+    """The teacher without its label preprocessing (member by member for a stack)."""
+    if isinstance(teacher, TeacherStack):
+        return TeacherStack([_raw_teacher(t) for t in teacher.teachers])
+    return teacher.inner if isinstance(teacher, SampleLabels) else teacher
+
+
+def draw_test_set(
+    teacher: Teacher, streams: RunStreams | StreamStack, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test set as NumPy arrays: exactly the samples :func:`chunked_errors` streams (blocks
+    of ``SAMPLE_BLOCK`` from streams ("test", j)), with the labels preprocessed on the whole set
+    when the teacher preprocesses its labels."""
+    X, y = sample_blocks(_raw_teacher(teacher), streams, "test", n)
+    prep = _label_preprocessor(teacher)
+    return X, (prep.preprocess(X, y) if prep is not None else y)
+
+
+def _concat(arrays: list[Any], axis: int) -> Any:
+    """Concatenate NumPy arrays or torch tensors along ``axis``."""
+    xp = namespace_of(arrays[0])
+    return xp.concatenate(arrays, axis=axis) if xp is np else xp.cat(arrays, dim=axis)
+
+
+class ReadoutPool:
+    """The readout batches of one seed and what the runs of a trained student share about them.
+
+    The readout batch of size n is the first n samples of a sequence of blocks of
+    ``SAMPLE_BLOCK`` samples, block j drawn whole from stream ("readout", j): the batches of a
+    learning curve are nested (label noise included) and a larger size only draws more blocks.
+    For each student (the trained one, the one at init for the random-features baseline) the
+    pool keeps the scaled features of the samples drawn so far and the Gram matrix of the last
+    size fitted, so a learning curve fitted in increasing n costs one feature matrix for its
+    largest n and one cumulative Gram matrix: ``G(n') = G(n) + F[n:n']^T F[n:n']`` (or, while
+    n < p, the kernel matrix F F^T grown by its new rows and columns).
+
+    Labels are preprocessed per size (each batch with its own statistics) when the teacher is
+    a :class:`SampleLabels`.
+    """
+
+    def __init__(
+        self, teacher: Teacher, streams: RunStreams | StreamStack, backend: Backend
+    ) -> None:
+        self.teacher, self.streams, self.backend = teacher, streams, backend
+        self._raw = _raw_teacher(teacher)
+        self._prep = _label_preprocessor(teacher)
+        self._blocks = 0  # blocks drawn so far
+        self.X: np.ndarray | None = None  # (m, d) drawn so far (NumPy)
+        self.y: np.ndarray | None = None
+        self._Xb: Any = None  # X on the backend
+        self._features: dict[str, Any] = {}
+        self._grams: dict[str, tuple[int, Any]] = {}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now (samples, features, Gram matrices)."""
+        arrays = [self.X, self.y, *self._features.values(), *(g for _, g in self._grams.values())]
+        if self._Xb is not None and self._Xb is not self.X:
+            arrays.append(self._Xb)
+        return sum(int(a.nbytes if hasattr(a, "nbytes") else a.numel() * a.element_size())
+                   for a in arrays if a is not None)
+
+    def _ensure(self, n: int) -> None:
+        have = 0 if self.X is None else self.X.shape[-2]
+        if n <= have:
+            return
+        new = []
+        while (self._blocks + len(new)) * SAMPLE_BLOCK < n:
+            j = self._blocks + len(new)
+            new.append(self._raw.sample_numpy(SAMPLE_BLOCK, self.streams.generator("readout", j)))
+        self._blocks += len(new)
+        X_new = np.concatenate([b[0] for b in new], axis=-2)
+        y_new = np.concatenate([b[1] for b in new], axis=-1)
+        self.X = X_new if self.X is None else np.concatenate([self.X, X_new], axis=-2)
+        self.y = y_new if self.y is None else np.concatenate([self.y, y_new], axis=-1)
+        self._Xb = self.backend.asarray(self.X)
+
+    def batch(self, n: int) -> tuple[Any, Any]:
+        """The readout batch of size n on the backend: X (n, d) and its (preprocessed) labels."""
+        self._ensure(n)
+        X, y = self.X[..., :n, :], self.y[..., :n]
+        if self._prep is not None:
+            y = self._prep.preprocess(X, y)
+        return self._Xb[..., :n, :], self.backend.asarray(y)
+
+    def features(self, key: str, student: TwoLayer, n: int) -> Any:
+        """``sigma(X W^T)`` of the first n samples (unscaled); the rows already computed for
+        ``key`` are kept and only new rows are computed."""
+        self._ensure(n)
+        F = self._features.get(key)
+        have = 0 if F is None else F.shape[-2]
+        if have < n:
+            new = student.features(self._Xb[..., have:n, :])
+            F = new if F is None else _concat([F, new], -2)
+            self._features[key] = F
+        return F[..., :n, :]
+
+    def _gram(self, key: str, F: Any) -> Any:
+        """The smaller Gram matrix of F = features[:n] (F^T F if n >= p, else F F^T), grown from
+        the one of the last size fitted for ``key`` when that size was smaller and on the same
+        side (numbers equal to the direct product up to the order of the sums)."""
+        n, p = F.shape[-2:]
+        primal = n >= p
+        m, G = self._grams.get(key, (0, None))
+        if G is None or m > n or (m >= p) != primal or m == 0:
+            G = mT(F) @ F if primal else F @ mT(F)
+        elif m < n:
+            new = F[..., m:n, :]
+            if primal:
+                G = G + mT(new) @ new
+            else:
+                cross = new @ mT(F)  # (n - m, n): the new rows of F F^T
+                G = _concat([_concat([G, mT(cross[..., :, :m])], -1), cross], -2)
+        self._grams[key] = (n, G)
+        return G
+
+    def ridge(
+        self, key: str, student: TwoLayer, n: int, lambdas: Any, penalty: str
+    ) -> tuple[Any, Any, Any]:
+        """Ridge coefficients (p, L) of the readout of ``student`` on the batch of size n, and
+        that batch (X, y): ``ridge_path(scale * F, y, lambdas, penalty)`` with the Gram matrix
+        of the unscaled features F grown across sizes (equal up to rounding)."""
+        lam = check_lambdas(lambdas)
+        X, y = self.batch(n)
+        F = self.features(key, student, n)
+        G = self._gram(key, F)
+        shift = _penalty_shift(lam, n, penalty)
+        s = student.scale
+        # (s^2 G + shift) x = s F^T y, and for n < p: a = s F^T (s^2 F F^T + shift)^{-1} y
+        if n >= F.shape[-1]:
+            return s * solve_shifted(s * s * G, matvec(mT(F), y), shift), X, y
+        return s * (mT(F) @ solve_shifted(s * s * G, y, shift)), X, y
+
+
+def _test_errors(
+    predictors: dict[str, Callable[[Any], Any]],
+    teacher: Teacher,
+    streams: RunStreams | StreamStack,
+    backend: Backend,
+    ev: Any,
+    test_set: tuple[Any, np.ndarray] | None,
+) -> dict[str, dict[str, np.ndarray]]:
+    if test_set is None:
+        return chunked_errors(
+            predictors, teacher, streams, ev.n_test, chunk=ev.chunk, backend=backend
+        )
+    X, y = test_set
+    return dataset_errors(predictors, X, y, teacher.task == "classification")
 
 
 def evaluate_student(
@@ -310,21 +557,66 @@ def evaluate_student(
     backend: Backend,
     student0: TwoLayer,
     trained: TrainResult,
+    *,
+    cache: StageCache | None = None,
+    key: str | None = None,
 ) -> Evaluation:
     """Fit the readout (and its baselines) and compute the test and training errors.
 
     Takes one run's objects, or the stacks of a batched run (TeacherStack, StreamStack,
     stacked students and TrainResult): the same code computes either.
+
+    With a ``cache`` and the run's :func:`training_key` ``key``, what depends only on the
+    trained student is computed once for all the runs that share it, within the cache's memory
+    budget: the test set (per seed, teacher and n_test), its features, the network's own
+    errors, and the readout batches with their features and Gram matrices
+    (:class:`ReadoutPool`). Without a cache the test set is streamed in chunks (memory
+    O(chunk x N)) unless the labels are preprocessed on the sample, which needs the whole set.
     """
+    cache = cache or StageCache(maxsize=0)
     timings: dict[str, float] = {}
     timer = time.perf_counter()
     student = trained.student
     features = _LastFeatures()
+    ev = config.evaluate
+    single = isinstance(streams, RunStreams) and key is not None
+    stream_seeds = (
+        [streams.seed_of(s) for s in ("teacher", "test", "readout")] if single else None
+    )
+
+    # the test set: cached (per seed, teacher and n_test) when it fits the budget; always
+    # materialised when the labels are preprocessed with the test set's own statistics
+    d = config.teacher.d
+    itemsize = np.dtype(config.backend.dtype).itemsize
+    test_key = None
+    test_set = None
+    if single:
+        test_key = ("test", _teacher_key(config, streams), stream_seeds[1], ev.n_test)
+    if single and cache.fits(ev.n_test * (d + 1) * 8):
+        X_t, y_t = cache.get_or_compute(
+            test_key, lambda: draw_test_set(teacher, streams, ev.n_test), ev.n_test * (d + 1) * 8
+        )
+        test_set = (backend.asarray(X_t), y_t)  # no copy for NumPy float64
+    elif _label_preprocessor(teacher) is not None:
+        X_t, y_t = draw_test_set(teacher, streams, ev.n_test)
+        test_set = (backend.asarray(X_t), y_t)
+
+    def test_features(s: TwoLayer, tag: str) -> None:
+        """Register the (cached) test features of s, when they fit the budget."""
+        if test_set is None:
+            return
+        nbytes = ev.n_test * s.N * itemsize
+        if single and cache.fits(nbytes):
+            F = cache.get_or_compute(
+                ("test-features", tag, key, test_key), lambda: s.features(test_set[0]), nbytes
+            )
+            features.known(s, test_set[0], F)
 
     def predict_network(X: Any, s: TwoLayer = student) -> Any:
         return s.output(features(s, X))
 
-    predictors: dict[str, Callable[[Any], Any]] = {"network": predict_network}
+    test_features(student, "trained")
+    predictors: dict[str, Callable[[Any], Any]] = {}
     train_predictors: dict[str, Callable[[Any], Any]] = {"network": predict_network}
     lambdas = None
     readout_info = None
@@ -333,10 +625,22 @@ def evaluate_student(
         lambdas = np.asarray(r.lambdas, dtype=float)
         if r.batch == "reuse" and 0 in trained.batches:
             X_r, y_r = trained.batches[0]
+            pool = None
+            coef = ridge_path(student.scale * features(student, X_r), y_r, lambdas, r.penalty)
         else:
             n_r = r.n or config.train_n
-            X_r, y_r = teacher.sample(n_r, streams.generator("readout"), backend)
-        coef = ridge_path(student.scale * student.features(X_r), y_r, lambdas, r.penalty)
+            p_all = student.N * (2 if "random_features" in r.baselines else 1)
+            nbytes = n_r * (d + 1 + p_all) * itemsize + p_all * p_all * itemsize
+            if single and cache.fits(nbytes):
+                pool = cache.get_or_compute(
+                    ("readout", key, stream_seeds[2]),
+                    lambda: ReadoutPool(teacher, streams, backend),
+                    nbytes,
+                )
+            else:
+                pool = ReadoutPool(teacher, streams, backend)
+            coef, X_r, y_r = pool.ridge("trained", student, n_r, lambdas, r.penalty)
+            features.known(student, X_r, pool.features("trained", student, n_r))
         readout_student = student
 
         def predict_readout(X: Any, s: TwoLayer = readout_student, A: Any = coef) -> Any:
@@ -345,7 +649,13 @@ def evaluate_student(
         predictors["readout"] = train_predictors["readout"] = predict_readout
         readout_info = {"lambdas": lambdas, "coef": coef, "X": X_r, "y": y_r}
         if "random_features" in r.baselines:
-            coef_rf = ridge_path(student0.scale * student0.features(X_r), y_r, lambdas, r.penalty)
+            if pool is not None:
+                coef_rf, _, _ = pool.ridge("init", student0, n_r, lambdas, r.penalty)
+            else:
+                coef_rf = ridge_path(
+                    student0.scale * student0.features(X_r), y_r, lambdas, r.penalty
+                )
+            test_features(student0, "init")
 
             def predict_rf(X: Any, s: TwoLayer = student0, A: Any = coef_rf) -> Any:
                 return s.scale * (features(s, X) @ A)
@@ -367,8 +677,22 @@ def evaluate_student(
     now = time.perf_counter()
     timings["readout"], timer = now - timer, now
 
-    ev = config.evaluate
-    test = chunked_errors(predictors, teacher, streams, ev.n_test, chunk=ev.chunk, backend=backend)
+    # the network's own errors depend only on the trained student and the test set: once per
+    # trained student (and test set) when the runs share a cache
+    def network_test_errors() -> dict[str, np.ndarray]:
+        errs = _test_errors({"network": predict_network}, teacher, streams, backend, ev, test_set)
+        return errs["network"]
+
+    if single:
+        network = cache.get_or_compute(
+            ("network-test", key, test_key, ev.chunk), network_test_errors, 1
+        )
+        test = {"network": network}
+    else:
+        predictors = {"network": predict_network, **predictors}
+        test = {}
+    test.update(_test_errors(predictors, teacher, streams, backend, ev, test_set)
+                if predictors else {})
     train: dict[str, dict[str, np.ndarray]] = {}
     if ev.train_errors:
         classification = teacher.task == "classification"
@@ -379,8 +703,13 @@ def evaluate_student(
         if 0 in trained.batches:
             train_sets["network"] = trained.batches[0]
         for name, (X_t, y_t) in train_sets.items():
-            errs = dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)
-            train[name] = errs[name]
+            def errors(name: str = name, X_t: Any = X_t, y_t: Any = y_t) -> Any:
+                return dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)
+
+            if name == "network" and single:
+                train[name] = cache.get_or_compute(("network-train", key), errors, 1)[name]
+            elif name in train_predictors:
+                train[name] = errors()[name]
     timings["evaluate"] = time.perf_counter() - timer
     return Evaluation(lambdas, readout_info, test, train, timings)
 
@@ -444,7 +773,7 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
     """
     cache = cache or StageCache(maxsize=0)
     backend = Backend(config.backend.name, config.backend.dtype, config.backend.device)
-    streams = RunStreams(int(seed))
+    streams = run_streams(config, int(seed))
     result = RunResult()
     timer = time.perf_counter()
 
@@ -453,14 +782,12 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
         student0 = build_student(config, streams, backend)
         return teacher, student0, train_student(config, teacher, student0, streams, backend)
 
-    key = (
-        "train",
-        int(seed),
-        _section_key(config.teacher, config.student, config.train, config.backend),
-    )
-    teacher, student0, trained_result = cache.get_or_compute(key, trained)
+    key = training_key(config, int(seed))
+    teacher, student0, trained_result = cache.get_or_compute(("train", key), trained)
     result.timings["train"] = time.perf_counter() - timer
-    evaluation = evaluate_student(config, teacher, streams, backend, student0, trained_result)
+    evaluation = evaluate_student(
+        config, teacher, streams, backend, student0, trained_result, cache=cache, key=key
+    )
     result.timings.update(evaluation.timings)
     return record_run(
         result, config, teacher, streams, backend, student0, trained_result, evaluation

@@ -5,6 +5,7 @@ import pytest
 
 from twolayer import RunConfig, RunStreams, run_once
 from twolayer.measure.errors import SAMPLE_BLOCK
+from twolayer.teachers import sample_blocks
 from twolayer.train.readout import ridge_path
 
 BASE = dict(
@@ -123,6 +124,7 @@ def test_test_errors_equal_a_direct_evaluation_on_the_materialised_test_set():
     rf = r.arrays["random_features.test_mse_path"]
     assert rf.shape == readout.shape and not np.allclose(rf, readout)
     # the baseline's coefficients are not returned: check it against its own ridge fit
-    Xr, yr = r.teacher.sample_numpy(60, streams.generator("readout"))
+    # the readout batch: the first 60 samples of the readout stream's whole blocks
+    Xr, yr = sample_blocks(r.teacher, streams, "readout", 60, full=True)
     coef0 = ridge_path(s0.scale * s0.features(Xr), yr, np.asarray([1e-3, 1e-1]), "mean")
     np.testing.assert_allclose(rf, np.mean((F0 @ coef0 - y[:, None]) ** 2, 0), rtol=1e-10)

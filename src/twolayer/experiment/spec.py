@@ -41,9 +41,9 @@ from pydantic_core import PydanticUndefined
 from twolayer.config import RunConfig
 from twolayer.experiment.errors import Problem, SpecError
 
-RUN_SECTIONS = ("teacher", "student", "train", "readout", "evaluate", "measure", "backend")
-SHARED_SECTIONS = ("teacher", "student", "train", "backend")
-"""Sections that fix the trained student: runs with equal ones and one seed share it."""
+RUN_SECTIONS = (
+    "teacher", "student", "train", "readout", "evaluate", "measure", "backend", "draws", "labels"
+)
 
 PathT = tuple[str | int, ...]
 
@@ -109,6 +109,12 @@ class Spec(_Model):
     evaluate: dict[str, Any] | None = Field(None, description="test-error evaluation")
     measure: list[Any] | None = Field(None, description="measurements, by name")
     backend: dict[str, Any] | None = Field(None, description="array backend and dtype")
+    draws: dict[str, Any] | None = Field(
+        None, description="stages drawn once for all seeds (see RunConfig.draws)"
+    )
+    labels: dict[str, Any] | None = Field(
+        None, description="labels preprocessed on each batch's own sample (RunConfig.labels)"
+    )
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="dotted keys -> lists of values; runs are the grid product",
@@ -244,16 +250,22 @@ class RunSpec:
 
     @property
     def share_key(self) -> str:
-        """Runs with equal keys share the teacher and the trained student (same seed too)."""
-        data = self.config.model_dump(mode="json")
-        return json.dumps([self.seed, [data.get(s) for s in SHARED_SECTIONS]], sort_keys=True)
+        """Runs with equal keys share the teacher and the trained student: the key the stage
+        cache uses (:func:`twolayer.pipeline.training_key`), so grouping and caching agree.
+        With ``draws.fixed`` covering teacher, init and train it does not depend on the seed."""
+        from twolayer.pipeline import training_key
+
+        return training_key(self.config, self.seed)
 
     @property
     def sections_key(self) -> str:
-        """The shared sections without the seed: runs with equal keys can run batched over
-        seeds and share the stacked trained students."""
+        """The training sections without the seed (and ``draws``, which says which seed each
+        stage draws from): runs with equal keys can run batched over seeds and share the
+        stacked trained students."""
+        from twolayer.pipeline import TRAINING_SECTIONS
+
         data = self.config.model_dump(mode="json")
-        return json.dumps([data.get(s) for s in SHARED_SECTIONS], sort_keys=True)
+        return json.dumps([data[s] for s in (*TRAINING_SECTIONS, "draws")], sort_keys=True)
 
 
 def canonical_json(config: RunConfig) -> str:

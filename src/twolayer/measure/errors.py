@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams, StreamStack, to_numpy
-from twolayer.teachers import Teacher, TeacherStack
+from twolayer.teachers import SAMPLE_BLOCK, Teacher, TeacherStack
 
 Predictor = Callable[[Any], Any]  # X (m, d) -> predictions (m,) or (m, L); stacks: (S, ...)
 
-#: Test samples are drawn in blocks of this size, block j from stream (name, j), so the test set
-#: depends neither on the evaluation chunk size nor (beyond its length) on n_test.
-SAMPLE_BLOCK = 1024
+#: Test samples are drawn in blocks of SAMPLE_BLOCK (twolayer.teachers), block j from stream
+#: (name, j), so the test set depends neither on the evaluation chunk size nor (beyond its
+#: length) on n_test.
 
 
 def error_sums(predictions: np.ndarray, y: np.ndarray, classification: bool) -> dict[str, Any]:

@@ -200,6 +200,24 @@ def step_scaling(ctx: MeasureContext) -> tuple[float, float]:
     return eta / N, n0 / d
 
 
+#: The last few spectra computed, with the W_0 they belong to (kept, so that an identity match
+#: cannot be a recycled object): the runs of one trained student (a readout sweep) share W_0,
+#: v and beta, and the (p, p) eigendecomposition is most of this measurement's cost.
+_SPECTRA: list[tuple[Any, bytes, float, Any]] = []
+
+
+def _spectrum(W0: np.ndarray, v: np.ndarray, beta: np.ndarray, c_w: float) -> Any:
+    """:func:`spiked_rf_spectrum`, computed once per (W_0 object, v, beta, c_w)."""
+    tag = np.concatenate([np.asarray(v, float), np.asarray(beta, float)]).tobytes()
+    for W, key, c, spectrum in _SPECTRA:
+        if W is W0 and key == tag and c == c_w:
+            return spectrum
+    spectrum = spiked_rf_spectrum(W0, v, beta, c_w)
+    _SPECTRA.insert(0, (W0, tag, c_w, spectrum))
+    del _SPECTRA[4:]
+    return spectrum
+
+
 @register_measurement("spiked_rf_theory", check=_check)
 def spiked_rf_theory(
     ctx: MeasureContext, random_features: bool = False, n_k: int = 80, tol: float = 1e-8
@@ -257,7 +275,7 @@ def spiked_rf_theory(
     lams = np.asarray(readout.lambdas, dtype=float)
     lams_sum = lams * n if readout.penalty == "mean" else lams
     activation = ctx.student.activation
-    errors, ok = _path(spiked_rf_spectrum(W0, v, beta[0], params.c_w), params, n, lams_sum,
+    errors, ok = _path(_spectrum(W0, v, beta[0], params.c_w), params, n, lams_sum,
                        activation, link, n_k, tol)
     out: dict[str, Any] = {
         "r": params.r,
@@ -270,7 +288,7 @@ def spiked_rf_theory(
         out["test_mse_path"] = errors
     if random_features:
         rf_model = SpikedRFParameters(0.0, 1.0, params.gamma)
-        rf, ok_rf = _path(spiked_rf_spectrum(W0, v, beta[0], 1.0), rf_model, n, lams_sum,
+        rf, ok_rf = _path(_spectrum(W0, v, beta[0], 1.0), rf_model, n, lams_sum,
                           activation, link, n_k, tol)
         ok = ok and ok_rf
         out["rf_test_mse"] = float(np.nanmin(rf)) if np.any(np.isfinite(rf)) else float("nan")

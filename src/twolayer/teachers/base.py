@@ -104,6 +104,96 @@ class TeacherStack(Teacher):
         return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
 
 
+#: Evaluation and readout samples are drawn in blocks of this size, block j from stream
+#: (name, j), so a set of n samples does not depend on how it is split into chunks.
+SAMPLE_BLOCK = 1024
+
+
+def sample_blocks(
+    teacher: Teacher, streams: Any, name: str, n: int, *, full: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first n samples of the block sequence of stream ``name`` (NumPy arrays).
+
+    Block j holds ``SAMPLE_BLOCK`` samples drawn by ``teacher.sample_numpy`` from
+    ``streams.generator(name, j)``. With ``full=True`` every block is drawn whole and the
+    result is cut at n, so the samples of size n are the first n samples of any larger size,
+    label noise and every other per-sample draw included, whatever the teacher (the readout's
+    nested batches). With ``full=False`` the last block is drawn at its needed size (the test
+    set, as :func:`twolayer.measure.chunked_errors` streams it).
+
+    ``streams`` is a RunStreams (X of shape (n, d)) or a StreamStack with a TeacherStack
+    (X of shape (S, n, d)); samples lie along axis -2 of X and -1 of y.
+    """
+    parts = []
+    for j in range(-(-int(n) // SAMPLE_BLOCK)):
+        size = SAMPLE_BLOCK if full else min(SAMPLE_BLOCK, n - j * SAMPLE_BLOCK)
+        parts.append(teacher.sample_numpy(size, streams.generator(name, j)))
+    if not parts:
+        X, y = teacher.sample_numpy(0, streams.generator(name, 0))
+        return X, y
+    X = np.concatenate([p[0] for p in parts], axis=-2)[..., :n, :]
+    y = np.concatenate([p[1] for p in parts], axis=-1)[..., :n]
+    return X, y
+
+
+def preprocess_labels(
+    X: np.ndarray, y: np.ndarray, *, center: bool, remove_linear: bool
+) -> np.ndarray:
+    """Labels minus the batch's own sample mean and/or its own linear part.
+
+    y' = y - mean(y) [center] - X c [remove_linear], with c = X^T y / n, the sample estimate of
+    the first Hermite coefficients E[y x] of the batch (both estimates from the raw labels y).
+    X is (n, d) or a stack (S, n, d) (each member its own estimates).
+    """
+    out = y
+    if center:
+        out = out - y.mean(axis=-1, keepdims=True)
+    if remove_linear:
+        n = X.shape[-2]
+        c = np.swapaxes(X, -1, -2) @ y[..., None] / n
+        out = out - (X @ c)[..., 0]
+    return out
+
+
+class SampleLabels(Teacher):
+    """A teacher whose every batch has its labels preprocessed with the batch's own statistics
+    (:func:`preprocess_labels`): what a notebook that centres its labels on the sample does.
+
+    ``sample`` applies the preprocessing to the whole batch it draws; code that draws one set
+    in several pieces (the test set, the readout's nested batches) draws from ``inner`` and
+    calls :meth:`preprocess` on the assembled set. Bayes risk and predictor are unknown.
+    """
+
+    def __init__(self, inner: Teacher, *, center: bool, remove_linear: bool) -> None:
+        self.inner = inner
+        self.center, self.remove_linear = bool(center), bool(remove_linear)
+        self.d = inner.d
+        self.task = inner.task
+        if self.task != "regression":
+            raise ValueError("label preprocessing (labels.center/remove_linear) needs a "
+                             "regression teacher")
+
+    def preprocess(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return preprocess_labels(X, y, center=self.center, remove_linear=self.remove_linear)
+
+    def sample_numpy(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        X, y = self.inner.sample_numpy(n, rng)
+        return X, self.preprocess(X, y)
+
+    @property
+    def directions(self) -> np.ndarray | None:
+        return self.inner.directions
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def __getattr__(self, name: str) -> Any:
+        # the inner teacher's own attributes (beta, link, ...) for measurements that read them
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
 TeacherBuilder = Callable[..., Teacher]
 TEACHERS: Registry[TeacherBuilder] = Registry("teacher")
 
