@@ -1,7 +1,7 @@
 """The ``twolayer`` command: a thin layer over :mod:`twolayer.experiment`.
 
-Exit codes: 0 success (every run done or diverged), 1 a run failed or the store cannot be used,
-2 bad input (spec error or bad command line).
+Exit codes: 0 success (every run done or diverged), 1 a run failed or was lost with its worker,
+or the store or the executor cannot be used, 2 bad input (spec error or bad command line).
 """
 
 from __future__ import annotations
@@ -181,7 +181,8 @@ def run(
     """Run SPEC (a YAML file): one run, or a sweep over parameters and seeds.
 
     Runs already in the store are skipped, so running a sweep again after a crash finishes
-    it. Exit code 1 if a run failed (its traceback is in the store), 2 if SPEC is invalid.
+    it. Exit code 1 if a run failed (its traceback is in the store) or was lost with its worker
+    (run the command again), or if the executor cannot start; 2 if SPEC is invalid.
 
     \b
     Examples:
@@ -192,6 +193,7 @@ def run(
       twolayer run examples/sweep_eta.yaml --batch-seeds   # seeds of a point as one batch
       twolayer run big_sweep.yaml --executor dask     # executor.address in the spec
     """
+    from twolayer.experiment.executors import ExecutorError
     from twolayer.experiment.runner import plan_spec, run_spec
     from twolayer.experiment.spec import load_spec_with_runs
 
@@ -212,12 +214,15 @@ def run(
             runs=runs,
             batch_seeds=batch_seeds,
         )
+    except ExecutorError as exc:  # nothing was marked in the store
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         _interrupted(progress, store or Path(parsed.store_path))
     counts = result.counts()
     if not quiet:
         _report(result, counts, progress)
-    if counts.get("failed"):
+    if counts.get("failed") or counts.get("running"):
         sys.exit(1)
 
 
@@ -264,7 +269,9 @@ def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> Non
             f"{result.sweep}: nothing to do, all {result.total} runs are in {result.store}"
         )
         return
-    done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    done = ", ".join(
+        f"{n} {'lost' if s == 'running' else s}" for s, n in sorted(counts.items())
+    )
     skipped = f" ({result.skipped} already stored)" if result.skipped else ""
     console.print(f"{result.sweep}: {len(result.records)} runs: {done}{skipped} -> {result.store}")
     if len(result.records) == 1 and result.total == 1 and result.records[0].status == "done":
@@ -285,6 +292,15 @@ def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> Non
         console.print(f"  ... and {len(bad) - 5} more")
     if any(r.status == "failed" for r in bad):
         console.print(f"tracebacks: twolayer status {result.store} --tracebacks")
+    lost = result.lost()
+    if lost:
+        from twolayer.experiment.executors import LOST
+
+        first = (lost[0].error or "").strip().splitlines()[0] if lost[0].error else ""
+        console.print(
+            f"{len(lost)} runs lost with their workers ({first.removeprefix(LOST + ': ')}); "
+            "run the same command again to run them"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

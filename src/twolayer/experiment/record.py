@@ -6,7 +6,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from twolayer.batched import run_batch
 from twolayer.config import RunConfig
 from twolayer.experiment.spec import canonical_json
 from twolayer.pipeline import StageCache, run_once
+from twolayer.threads import engine_threads, run_threads
 from twolayer.train.schedule import DivergenceError
 
 Status = Literal["running", "done", "failed", "diverged"]
@@ -121,7 +122,8 @@ def execute_run(item: WorkItem, cache: StageCache | None = None) -> Record:
     started = time.time()
     hits = cache.hits if cache is not None else 0
     try:
-        outcome: Any = run_once(config, seed, cache=cache)
+        with run_threads(config):
+            outcome: Any = run_once(config, seed, cache=cache)
         trace = None
     except Exception as exc:
         outcome, trace = exc, traceback.format_exc()
@@ -151,9 +153,10 @@ def execute_batch(items: list[WorkItem], cache: StageCache | None = None) -> lis
     started = time.time()
     hits = cache.hits if cache is not None else 0
     try:
-        outcomes = run_batch(
-            config, [seed for _, _, seed in items], cache=cache, return_exceptions=True
-        )
+        with run_threads(config):
+            outcomes = run_batch(
+                config, [seed for _, _, seed in items], cache=cache, return_exceptions=True
+            )
     except Exception:  # the batch as a whole failed: fall back to single runs
         return [execute_run(item, cache) for item in items]
     shared = cache is not None and cache.hits > hits
@@ -179,25 +182,32 @@ def seed_batches(items: list[WorkItem]) -> list[list[WorkItem]]:
 
 
 def execute_units(
-    items: list[WorkItem], cache: StageCache, batch_seeds: bool = False
+    items: list[WorkItem],
+    cache: StageCache,
+    batch_seeds: bool = False,
+    on_start: Callable[[list[WorkItem]], None] | None = None,
 ) -> Iterator[list[Record]]:
     """Run items with one cache, yielding Records as units finish: one run at a time, or with
-    ``batch_seeds`` one batch of seeds (see :func:`seed_batches`) at a time."""
-    if not batch_seeds:
-        for item in items:
-            yield [execute_run(item, cache)]
-        return
-    for batch in seed_batches(items):
-        if len(batch) == 1:
-            yield [execute_run(batch[0], cache)]
+    ``batch_seeds`` one batch of seeds (see :func:`seed_batches`) at a time.
+
+    ``on_start(unit)`` is called before each unit runs (the local executor notes there which
+    runs a worker is computing, to know which one killed it)."""
+    units = seed_batches(items) if batch_seeds else [[item] for item in items]
+    for unit in units:
+        if on_start is not None:
+            on_start(unit)
+        if len(unit) == 1:
+            yield [execute_run(unit[0], cache)]
         else:
-            yield execute_batch(batch, cache)
+            yield execute_batch(unit, cache)
 
 
 def execute_group(
     items: list[WorkItem],
     blas_threads: int | None = None,
     batch_seeds: bool = False,
+    max_threads: int | None = None,
+    on_start: Callable[[list[WorkItem]], None] | None = None,
     plugins: list[str] | tuple[str, ...] = (),
 ) -> list[Record]:
     """Run a group of items that share stages with one :class:`StageCache`, in order.
@@ -209,23 +219,30 @@ def execute_group(
         the cache only ever returns a stage for an equal key); with ``batch_seeds``, runs of
         several seeds, those of one config running as one batch.
     blas_threads : int, optional
-        Limit BLAS/OpenMP threads while running (threadpoolctl).
+        BLAS/OpenMP threads of every run (``executor.threads_per_worker``), whatever its size.
     batch_seeds : bool
         Run the seeds of each config as one batched computation (:func:`execute_batch`).
+    max_threads : int, optional
+        Without ``blas_threads``: the most threads a run may use; each run uses what
+        :func:`twolayer.threads.blas_threads_for_run` gives for its size, up to this.
+    on_start : callable, optional
+        Called with each unit (run, or batch of seeds) before it runs.
     plugins : list of str
         The spec's plugin modules (twolayer.plugins), imported first: a worker process looks
         the configs' names up in its own registries. If one cannot be imported here, every run
         of the group fails, saying why.
     """
-    from threadpoolctl import threadpool_limits
-
     failed = _plugin_failures(items, plugins)
     if failed:
         return failed
-
     cache = StageCache(maxsize=2)
-    with threadpool_limits(limits=blas_threads):
-        return [r for unit in execute_units(items, cache, batch_seeds) for r in unit]
+    if blas_threads is not None:
+        with engine_threads(blas_threads):
+            return [r for unit in execute_units(items, cache, batch_seeds, on_start) for r in unit]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=max_threads):  # a cap: run_threads only ever lowers it
+        return [r for unit in execute_units(items, cache, batch_seeds, on_start) for r in unit]
 
 
 def _plugin_failures(items: list[WorkItem], plugins: list[str] | tuple[str, ...]) -> list[Record]:

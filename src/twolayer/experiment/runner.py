@@ -56,11 +56,17 @@ class SweepResult:
     executor: str = "serial"
 
     def counts(self) -> dict[str, int]:
-        """Executed runs by status."""
+        """Executed runs by status (``running``: lost with their worker, see :meth:`lost`)."""
         out: dict[str, int] = {}
         for r in self.records:
             out[r.status] = out.get(r.status, 0) + 1
         return out
+
+    def lost(self) -> list[Record]:
+        """Runs lost to the infrastructure (a worker pool that could not be restarted, a Dask
+        scheduler gone): stored as ``running`` with the cause as error, so that running the
+        spec again runs them."""
+        return [r for r in self.records if r.status == "running"]
 
 
 def plan_groups(
@@ -254,6 +260,8 @@ def run_spec(
         If the spec is invalid (nothing is written).
     StoreError
         If the store is not a twolayer store, or StoreBusyError if another sweep writes to it.
+    ExecutorError
+        If the executor cannot start (Dask missing or unreachable); no run is marked then.
     """
     if not isinstance(spec, Spec):
         spec, runs = load_spec_with_runs(spec)
@@ -266,29 +274,36 @@ def run_spec(
         statuses = st.statuses(r.id for r in runs)
         todo = select_todo(runs, statuses, retry_failed)
         unique = len({r.id for r in runs})
-        st.register(
-            spec.name,
-            spec.to_dict(),
-            ((r.id, r.config_json, r.seed, r.point) for r in runs),
-            (r.id for r in todo),
-        )
+        batch = spec.executor.batch_seeds if batch_seeds is None else batch_seeds
+        ex: Executor | None = None
+        if todo:  # before any run is marked: an executor that cannot start marks nothing
+            kind = executor or spec.executor.kind or ("serial" if len(todo) == 1 else "local")
+            ex = executor_factory(
+                kind,
+                jobs=jobs or spec.executor.jobs,
+                address=spec.executor.address,
+                blas_threads=spec.executor.threads_per_worker,
+                tasks=len(todo) if kind == "local" else None,
+                batch_seeds=batch,
+            )
+            if spec.plugins:  # sent with every group: the workers import them too
+                ex.plugins = tuple(spec.plugins)  # type: ignore[attr-defined]
+        try:
+            st.register(
+                spec.name,
+                spec.to_dict(),
+                ((r.id, r.config_json, r.seed, r.point) for r in runs),
+                (r.id for r in todo),
+            )
+        except BaseException:
+            if ex is not None:
+                ex.close()
+            raise
         result = SweepResult(path, spec.name, unique, unique - len(todo))
-        if not todo:
+        if ex is None:
             progress.start(0, result.skipped, "none", 0)
             progress.stop()
             return result
-        kind = executor or spec.executor.kind or ("serial" if len(todo) == 1 else "local")
-        batch = spec.executor.batch_seeds if batch_seeds is None else batch_seeds
-        ex = executor_factory(
-            kind,
-            jobs=jobs or spec.executor.jobs,
-            address=spec.executor.address,
-            blas_threads=spec.executor.threads_per_worker,
-            tasks=len(todo) if kind == "local" else None,
-            batch_seeds=batch,
-        )
-        if spec.plugins:  # sent with every group: the workers import them too
-            ex.plugins = tuple(spec.plugins)  # type: ignore[attr-defined]
         result.executor = ex.kind
         beat = _Heartbeat(path, st._token)
         beat.start()
