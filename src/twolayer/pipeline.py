@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -31,6 +32,7 @@ from twolayer.losses import get_loss
 from twolayer.measure import MeasureContext, chunked_errors, dataset_errors, measure
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import SAMPLE_BLOCK, SampleLabels, Teacher, TeacherStack, sample_blocks
+from twolayer.threads import with_run_threads
 from twolayer.train.gd import gradient_descent
 from twolayer.train.readout import (
     KernelRidge,
@@ -103,6 +105,11 @@ class StageCache:
         self._evict()
         return value
 
+    def clear(self) -> None:
+        """Drop every entry (counters are kept)."""
+        self._data.clear()
+        self._sizes.clear()
+
     def _evict(self) -> None:
         def oldest(sized: bool) -> Hashable:
             return next(k for k in self._data if (self._sizes[k] > 0) == sized)
@@ -115,6 +122,21 @@ class StageCache:
     def _drop(self, key: Hashable) -> None:
         del self._data[key]
         del self._sizes[key]
+
+
+_THREAD_CACHES = threading.local()
+
+
+def process_cache() -> StageCache:
+    """The stage cache of this worker (a process of a pool, a thread of a threaded Dask worker,
+    or the driver of a serial sweep), kept from one group of runs to the next: runs of one seed
+    that train different students (a sweep over the step size or the training size) still share
+    their test set, which depends only on the seed, the teacher and n_test. Two trained students
+    and ``TWOLAYER_CACHE_MB`` of arrays; one per thread, so that threads never share one."""
+    cache = getattr(_THREAD_CACHES, "cache", None)
+    if cache is None:
+        cache = _THREAD_CACHES.cache = StageCache(maxsize=2)
+    return cache
 
 
 #: The config sections that, with the seeds of the teacher, init and train streams, fix the
@@ -424,6 +446,24 @@ def _concat(arrays: list[Any], axis: int) -> Any:
     return xp.concatenate(arrays, axis=axis) if xp is np else xp.cat(arrays, dim=axis)
 
 
+def _append_rows(buffer: Any, used: int, rows: Any) -> Any:
+    """``rows`` written after the first ``used`` rows (axis -2) of ``buffer``, which is
+    replaced by one twice as large (or just large enough) when it has no room: a learning curve
+    grown size by size copies each row about once more, not once per size."""
+    need = used + rows.shape[-2]
+    if buffer is None or need > buffer.shape[-2]:
+        room = max(need, 2 * (0 if buffer is None else buffer.shape[-2]))
+        shape = (*rows.shape[:-2], room, rows.shape[-1])
+        xp = namespace_of(rows)
+        grown = (np.empty(shape, dtype=rows.dtype) if xp is np
+                 else xp.empty(shape, dtype=rows.dtype, device=rows.device))
+        if used:
+            grown[..., :used, :] = buffer[..., :used, :]
+        buffer = grown
+    buffer[..., used:need, :] = rows
+    return buffer
+
+
 class ReadoutPool:
     """The readout batches of one seed and what the runs of a trained student share about them.
 
@@ -447,24 +487,27 @@ class ReadoutPool:
         self._raw = _raw_teacher(teacher)
         self._prep = _label_preprocessor(teacher)
         self._blocks = 0  # blocks drawn so far
-        self.X: np.ndarray | None = None  # (m, d) drawn so far (NumPy)
-        self.y: np.ndarray | None = None
-        self._Xb: Any = None  # X on the backend
-        self._features: dict[str, Any] = {}
+        self._m = 0  # samples drawn so far
+        # row buffers with room to grow (samples along axis -2): X and y (as (m, 1)) in NumPy,
+        # X on the backend (the same array for NumPy float64), the features of each student
+        self._X: Any = None
+        self._y: Any = None
+        self._Xb: Any = None
+        self._features: dict[str, tuple[Any, int]] = {}
         self._grams: dict[str, tuple[int, Any]] = {}
 
     @property
     def nbytes(self) -> int:
         """Bytes held now (samples, features, Gram matrices)."""
-        arrays = [self.X, self.y, *self._features.values(), *(g for _, g in self._grams.values())]
-        if self._Xb is not None and self._Xb is not self.X:
+        arrays = [self._X, self._y, *(f for f, _ in self._features.values()),
+                  *(g for _, g in self._grams.values())]
+        if self._Xb is not self._X:
             arrays.append(self._Xb)
         return sum(int(a.nbytes if hasattr(a, "nbytes") else a.numel() * a.element_size())
                    for a in arrays if a is not None)
 
     def _ensure(self, n: int) -> None:
-        have = 0 if self.X is None else self.X.shape[-2]
-        if n <= have:
+        if n <= self._m:
             return
         new = []
         while (self._blocks + len(new)) * SAMPLE_BLOCK < n:
@@ -472,29 +515,29 @@ class ReadoutPool:
             new.append(self._raw.sample_numpy(SAMPLE_BLOCK, self.streams.generator("readout", j)))
         self._blocks += len(new)
         X_new = np.concatenate([b[0] for b in new], axis=-2)
-        y_new = np.concatenate([b[1] for b in new], axis=-1)
-        self.X = X_new if self.X is None else np.concatenate([self.X, X_new], axis=-2)
-        self.y = y_new if self.y is None else np.concatenate([self.y, y_new], axis=-1)
-        self._Xb = self.backend.asarray(self.X)
+        y_new = np.concatenate([b[1] for b in new], axis=-1)[..., None]
+        Xb_new = self.backend.asarray(X_new)
+        self._X = _append_rows(self._X, self._m, X_new)
+        self._y = _append_rows(self._y, self._m, y_new)
+        self._Xb = self._X if Xb_new is X_new else _append_rows(self._Xb, self._m, Xb_new)
+        self._m += X_new.shape[-2]
 
     def batch(self, n: int) -> tuple[Any, Any]:
         """The readout batch of size n on the backend: X (n, d) and its (preprocessed) labels."""
         self._ensure(n)
-        X, y = self.X[..., :n, :], self.y[..., :n]
+        y = self._y[..., :n, 0]
         if self._prep is not None:
-            y = self._prep.preprocess(X, y)
+            y = self._prep.preprocess(self._X[..., :n, :], y)
         return self._Xb[..., :n, :], self.backend.asarray(y)
 
     def features(self, key: str, student: TwoLayer, n: int) -> Any:
         """``sigma(X W^T)`` of the first n samples (unscaled); the rows already computed for
         ``key`` are kept and only new rows are computed."""
         self._ensure(n)
-        F = self._features.get(key)
-        have = 0 if F is None else F.shape[-2]
+        F, have = self._features.get(key, (None, 0))
         if have < n:
-            new = student.features(self._Xb[..., have:n, :])
-            F = new if F is None else _concat([F, new], -2)
-            self._features[key] = F
+            F = _append_rows(F, have, student.features(self._Xb[..., have:n, :]))
+            self._features[key] = (F, n)
         return F[..., :n, :]
 
     def _gram(self, key: str, F: Any) -> Any:
@@ -764,6 +807,7 @@ def record_run(
     return result
 
 
+@with_run_threads
 def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -> RunResult:
     """Run one configuration with one seed.
 

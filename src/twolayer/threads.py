@@ -4,8 +4,11 @@ OpenBLAS threads spin-wait for work. On the small matrices of a typical sweep po
 a few hundred) a second thread gains little even on an idle machine (1.1x), and on a loaded one
 (other processes busy on the cores) the threads wait for each other's time slices and a run
 takes several times as long (docs/performance.md (j)). So a run whose matrices are all smaller
-than :data:`SMALL_RUN` uses one thread, and a larger run as many threads as there are cores not
-busy with other work (by the load average): all on an idle machine, one on a loaded one.
+than :data:`SMALL_RUN` uses one thread, and a larger run all the cores it may use. (The load
+average is not consulted: it lags by a minute, so a run started right after another process
+finished -- a benchmark that alternates processes, the next step of a script -- would get one
+thread on an idle machine; and at d = 2000 a second thread cost at most 15% on a loaded machine
+while it gains up to 2x on an idle one.)
 
 * :func:`blas_threads_for_run`: the pure policy (a config -> a thread count);
 * :func:`run_threads`: the context manager every run of the engine runs under, and
@@ -31,9 +34,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: A run whose largest matrix dimension (teacher.d, student.N, the training and readout batch
 #: sizes) is below this uses one BLAS thread (docs/performance.md (j)).
 SMALL_RUN = 1000
-
-#: Threads of this process's last run (counted in the load average by :func:`busy_cores`).
-_OWN_THREADS = [1]
 
 _ENGINE_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "twolayer_engine_blas_threads", default=None
@@ -66,27 +66,13 @@ def run_size(config: Any) -> int:
     return max(dims)
 
 
-def busy_cores() -> float:
-    """Cores busy with other work: the 1-minute load average less this process's own last
-    BLAS threads (0 where the load average is not known)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on Unix
-        return 0.0
-    return max(0.0, load - _OWN_THREADS[0])
-
-
 def blas_threads_for_run(
-    config: Any,
-    cores: int | None = None,
-    explicit: int | None = None,
-    busy: float | None = None,
+    config: Any, cores: int | None = None, explicit: int | None = None
 ) -> int:
     """BLAS threads for one run.
 
     ``explicit`` when given. Else 1 for a run smaller than :data:`SMALL_RUN` (see
-    :func:`run_size`), and for a larger one the cores not busy with other work: ``cores`` less
-    ``busy``, rounded down, at least 1 (all cores on an idle machine, 1 on a loaded one).
+    :func:`run_size`), and ``cores`` for a larger one.
 
     Parameters
     ----------
@@ -95,16 +81,12 @@ def blas_threads_for_run(
         Cores this process may use (default :func:`available_cores`).
     explicit : int, optional
         A count asked for (``executor.threads_per_worker``): always honoured.
-    busy : float, optional
-        Cores busy with other processes (default :func:`busy_cores`).
     """
     if explicit is not None:
         return max(1, int(explicit))
     if run_size(config) < SMALL_RUN:
         return 1
-    cores = available_cores() if cores is None else max(1, int(cores))
-    busy = busy_cores() if busy is None else max(0.0, float(busy))
-    return max(1, min(cores, int(cores - busy + 1e-9)))
+    return available_cores() if cores is None else max(1, int(cores))
 
 
 def current_blas_threads() -> int | None:
@@ -155,7 +137,6 @@ def run_threads(config: Any) -> Iterator[None]:
         return
     if current is not None:
         wanted = min(wanted, current)
-    _OWN_THREADS[0] = wanted
     if current is None or wanted == current:
         yield
         return

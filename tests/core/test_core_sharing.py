@@ -187,3 +187,19 @@ def test_cache_budget_keeps_big_arrays_out():
     b = run_once(config(), 3)
     assert a.scalars["readout.test_mse"] == pytest.approx(b.scalars["readout.test_mse"], rel=1e-12)
     assert all(size < 10_000 for size in small._sizes.values())
+
+
+def test_shared_learning_curve_on_torch_equals_numpy():
+    """The readout pool's growing buffers and Gram matrices on torch tensors: the numbers of
+    NumPy runs that share nothing (1e-10: the same float64 algebra in another library)."""
+    pytest.importorskip("torch")
+    cache = StageCache(maxsize=2)
+    for n in (10, 45, 90):
+        numpy_run = run_once(config(readout__n=n), 5)
+        data = {k: dict(v) for k, v in BASE.items()}
+        data["readout"]["n"] = n
+        torch_run = run_once(
+            RunConfig.model_validate({**data, "backend": {"name": "torch"}}), 5, cache=cache
+        )
+        for k, v in numpy_run.scalars.items():
+            assert torch_run.scalars[k] == pytest.approx(v, rel=1e-10, abs=1e-14), (n, k)

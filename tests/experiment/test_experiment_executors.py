@@ -64,16 +64,14 @@ def test_run_size_is_the_largest_matrix_dimension(tiny):
 
 def test_blas_threads_policy(tiny):
     small, large = _config(tiny), _config(tiny, d=SMALL_RUN, N=SMALL_RUN)
-    assert blas_threads_for_run(small, cores=16, busy=0) == 1
-    assert blas_threads_for_run(_config(tiny, n=SMALL_RUN - 1), cores=16, busy=0) == 1
-    # a large run: the cores not busy with other work
-    assert blas_threads_for_run(large, cores=16, busy=0) == 16
-    assert blas_threads_for_run(large, cores=16, busy=0.4) == 15
-    assert blas_threads_for_run(large, cores=16, busy=6) == 10
-    assert blas_threads_for_run(large, cores=2, busy=3.5) == 1
+    assert blas_threads_for_run(small, cores=16) == 1
+    assert blas_threads_for_run(_config(tiny, n=SMALL_RUN - 1), cores=16) == 1
+    # a large run: every core it may use
+    assert blas_threads_for_run(large, cores=16) == 16
+    assert blas_threads_for_run(large, cores=2) == 2
     # an explicit count (executor.threads_per_worker) is always honoured
     assert blas_threads_for_run(small, cores=16, explicit=3) == 3
-    assert blas_threads_for_run(large, cores=16, busy=15, explicit=4) == 4
+    assert blas_threads_for_run(large, cores=16, explicit=4) == 4
     assert 1 <= blas_threads_for_run(large) <= os.cpu_count()  # this machine, now
 
 

@@ -97,7 +97,11 @@ def test_shared_stages_give_the_numbers_of_independent_runs(tmp_path, tiny):
     for run in runs:
         alone = run_once(run.config, run.seed)  # no cache
         for name, value in stored[run.id].items():
-            assert value == alone.scalars[name], (run.point, name)
+            # the shared runs grow one Gram matrix across readout sizes (the same products
+            # summed in another order than the direct product of a run alone): equal to
+            # rounding, not bit for bit
+            assert value == pytest.approx(alone.scalars[name], rel=1e-12, abs=1e-15), (
+                run.point, name)
 
 
 def test_plan_groups_splits_for_idle_workers(tiny):

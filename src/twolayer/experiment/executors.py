@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from twolayer.experiment.record import Record, WorkItem, execute_group, execute_units
-from twolayer.pipeline import StageCache
+from twolayer.pipeline import process_cache
 from twolayer.threads import available_cores, blas_threads_for_run, engine_threads
 
 __all__ = [
@@ -96,13 +96,16 @@ class SerialExecutor:
         self.batch_seeds = batch_seeds
 
     def run(self, groups: list[Group]) -> Iterator[list[Record]]:
-        for group in groups:
-            cache = StageCache(maxsize=2)
-            if self.blas_threads is None:  # per run, in execute_run (twolayer.threads)
-                yield from execute_units(group, cache, self.batch_seeds)
-                continue
-            with engine_threads(self.blas_threads):
-                yield from execute_units(group, cache, self.batch_seeds)
+        cache = process_cache()
+        try:
+            for group in groups:
+                if self.blas_threads is None:  # per run, in execute_run (twolayer.threads)
+                    yield from execute_units(group, cache, self.batch_seeds)
+                    continue
+                with engine_threads(self.blas_threads):
+                    yield from execute_units(group, cache, self.batch_seeds)
+        finally:
+            cache.clear()  # the driver process goes on: do not hold the arrays after the sweep
 
     def close(self) -> None:
         """Nothing to free."""

@@ -15,7 +15,7 @@ import numpy as np
 from twolayer.batched import run_batch
 from twolayer.config import RunConfig
 from twolayer.experiment.spec import canonical_json
-from twolayer.pipeline import StageCache, run_once
+from twolayer.pipeline import StageCache, process_cache, run_once
 from twolayer.threads import engine_threads, run_threads
 from twolayer.train.schedule import DivergenceError
 
@@ -235,7 +235,7 @@ def execute_group(
     failed = _plugin_failures(items, plugins)
     if failed:
         return failed
-    cache = StageCache(maxsize=2)
+    cache = process_cache()  # a worker keeps it from task to task (the test sets of a seed)
     if blas_threads is not None:
         with engine_threads(blas_threads):
             return [r for unit in execute_units(items, cache, batch_seeds, on_start) for r in unit]

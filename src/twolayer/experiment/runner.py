@@ -69,6 +69,11 @@ class SweepResult:
         return [r for r in self.records if r.status == "running"]
 
 
+def _readout_size(run: RunSpec) -> int:
+    r = run.config.readout
+    return 0 if r is None else (r.n or run.config.train_n or 0)
+
+
 def plan_groups(
     runs: list[RunSpec], workers: int = 1, batch_seeds: bool = False
 ) -> list[list[RunSpec]]:
@@ -91,7 +96,10 @@ def plan_groups(
     for run in runs:
         key = run.sections_key if batch_seeds else run.share_key
         groups.setdefault(key, []).append(run)
-    out = list(groups.values())
+    # runs of a trained student fitted in increasing readout size share one growing feature
+    # matrix and Gram matrix (twolayer.pipeline.ReadoutPool); sorting is stable, so runs of
+    # one size keep their order
+    out = [sorted(g, key=_readout_size) for g in groups.values()]
     if batch_seeds:
         out = [sorted(g, key=lambda r: r.seed) for g in out]  # stable: configs keep their order
     while len(out) < workers:

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import scipy.special
-import scipy.stats
 
 from twolayer.activations import gaussian_expectation
 from twolayer.teachers.base import TEACHERS, Teacher, random_orthonormal
@@ -71,7 +70,7 @@ class XOR(Teacher):
         self.mu = basis[:2] * self.mu_norm  # (2, d): mu_1, mu_2
         self.flip_direction = basis[2]
         self.flip_threshold = (
-            self.noise * float(scipy.stats.norm.isf(self.label_noise))
+            self.noise * float(-scipy.special.ndtri(self.label_noise))
             if label_noise > 0
             else np.inf
         )

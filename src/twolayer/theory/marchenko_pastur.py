@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.integrate
 
 __all__ = [
     "TRACY_WIDOM1_MEAN",
@@ -122,6 +121,8 @@ def _continuous_mass_below(x: float, c: float) -> float:
     def integrand(t: float) -> float:
         # density(x) dx with x = m + h cos t; sin^2 t / (m + h cos t) stays bounded at c = 1
         return h * h * math.sin(t) ** 2 / (2.0 * math.pi * c * (m + h * math.cos(t)))
+
+    import scipy.integrate  # here, not at the top: it costs ~0.3 s of every start-up
 
     value, _ = scipy.integrate.quad(integrand, t_x, math.pi, epsabs=1e-14, epsrel=1e-12)
     return value
