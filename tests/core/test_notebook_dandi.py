@@ -97,10 +97,20 @@ def test_notebook_equations_equal_twolayer(p):
     assert np.isfinite(out["test_mse"]) and out["test_mse"] > 0
 
 
-def test_notebook_loops_run():
+@pytest.mark.parametrize("per_seed", [False, True])
+def test_notebook_loops_run(per_seed):
     params = {"d": 6, "p": 10, "ns": [12, 20], "nseeds": 2, "ntest": 500, "lamb": 1.0,
-              "eta_c": 10.0}
+              "eta_c": 10.0, "per_seed": per_seed}
     rows = nb.notebook(params)
     assert [(r["n"], r["seed"]) for r in rows] == [(12, 0), (12, 1), (20, 0), (20, 1)]
     assert all(np.isfinite(r["test_mse"]) for r in rows)
     assert rows == nb.notebook(params)  # deterministic
+
+
+@pytest.mark.parametrize("design", ["notebook", "per-seed"])
+def test_benchmark_designs(design):
+    spec = nb.load_spec_dict("small", design)
+    params = nb.notebook_params(spec)
+    assert params["per_seed"] == (design == "per-seed")
+    assert params["d"] == 40 and params["p"] == 80 and len(params["ns"]) == 6
+    assert params["eta_c"] == pytest.approx(10.0)
