@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from twolayer.config import (
 )
 from twolayer.losses import get_loss
 from twolayer.measure import MeasureContext, chunked_errors, dataset_errors, measure
+from twolayer.measure.errors import error_sums
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import SAMPLE_BLOCK, SampleLabels, Teacher, TeacherStack, sample_blocks
 from twolayer.threads import with_run_threads
@@ -81,6 +82,7 @@ class StageCache:
         self.budget_bytes = int(budget_bytes)
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._sizes: dict[Hashable, int] = {}
+        self._expected: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -106,9 +108,22 @@ class StageCache:
         return value
 
     def clear(self) -> None:
-        """Drop every entry (counters are kept)."""
+        """Drop every entry and every expectation (counters are kept)."""
         self._data.clear()
         self._sizes.clear()
+        self._expected.clear()
+
+    def expect(self, keys: Iterable[str]) -> None:
+        """Say how many of the coming runs use each training key (what the engine knows of a
+        group): arrays about a trained student that no other run will use are then not kept."""
+        self._expected.clear()
+        for key in keys:
+            self._expected[key] = self._expected.get(key, 0) + 1
+
+    def shared(self, key: str) -> bool:
+        """Whether more than one run is expected to use training key ``key`` (True when
+        nothing was said: a cache handed to run_once by a user is for sharing)."""
+        return self._expected.get(key, 2) > 1
 
     def _evict(self) -> None:
         def oldest(sized: bool) -> Hashable:
@@ -584,13 +599,34 @@ def _test_errors(
     backend: Backend,
     ev: Any,
     test_set: tuple[Any, np.ndarray] | None,
+    whole: bool,
 ) -> dict[str, dict[str, np.ndarray]]:
+    """Test errors: streamed (no test set held), on the held test set at once (``whole``: its
+    features are held too), or on the held test set chunk by chunk (memory O(chunk x N))."""
     if test_set is None:
         return chunked_errors(
             predictors, teacher, streams, ev.n_test, chunk=ev.chunk, backend=backend
         )
     X, y = test_set
-    return dataset_errors(predictors, X, y, teacher.task == "classification")
+    classification = teacher.task == "classification"
+    if whole:
+        return dataset_errors(predictors, X, y, classification)
+    n = X.shape[-2]
+    totals: dict[str, dict[str, np.ndarray]] = {}
+    for start in range(0, n, ev.chunk):
+        # a new view per chunk: the features memo computes each chunk's features once
+        X_c, y_c = X[..., start : start + ev.chunk, :], y[..., start : start + ev.chunk]
+        for name, predict in predictors.items():
+            sums = error_sums(to_numpy(predict(X_c)), y_c, classification)
+            acc = totals.setdefault(
+                name, {k: np.zeros_like(v, dtype=float) for k, v in sums.items()}
+            )
+            for k, v in sums.items():
+                acc[k] += v
+    return {
+        name: {("mse" if k == "sq" else k): v / n for k, v in acc.items()}
+        for name, acc in totals.items()
+    }
 
 
 def evaluate_student(
@@ -644,12 +680,20 @@ def evaluate_student(
         X_t, y_t = draw_test_set(teacher, streams, ev.n_test)
         test_set = (backend.asarray(X_t), y_t)
 
+    # arrays about one trained student are kept only when other runs will reuse them
+    shared = single and cache.shared(key)
+    whole_features: list[TwoLayer] = []  # students whose test features are held whole
+
+    def held(s: TwoLayer) -> bool:
+        return any(w is s for w in whole_features)
+
     def test_features(s: TwoLayer, tag: str) -> None:
-        """Register the (cached) test features of s, when they fit the budget."""
+        """Register the (cached) test features of s, when they are shared and fit the budget."""
         if test_set is None:
             return
         nbytes = ev.n_test * s.N * itemsize
-        if single and cache.fits(nbytes):
+        if shared and cache.fits(nbytes):
+            whole_features.append(s)
             F = cache.get_or_compute(
                 ("test-features", tag, key, test_key), lambda: s.features(test_set[0]), nbytes
             )
@@ -674,7 +718,7 @@ def evaluate_student(
             n_r = r.n or config.train_n
             p_all = student.N * (2 if "random_features" in r.baselines else 1)
             nbytes = n_r * (d + 1 + p_all) * itemsize + p_all * p_all * itemsize
-            if single and cache.fits(nbytes):
+            if shared and cache.fits(nbytes):
                 pool = cache.get_or_compute(
                     ("readout", key, stream_seeds[2]),
                     lambda: ReadoutPool(teacher, streams, backend),
@@ -723,10 +767,11 @@ def evaluate_student(
     # the network's own errors depend only on the trained student and the test set: once per
     # trained student (and test set) when the runs share a cache
     def network_test_errors() -> dict[str, np.ndarray]:
-        errs = _test_errors({"network": predict_network}, teacher, streams, backend, ev, test_set)
+        errs = _test_errors({"network": predict_network}, teacher, streams, backend, ev, test_set,
+                            held(student))
         return errs["network"]
 
-    if single:
+    if shared:  # other runs of this student reuse the network's errors: one pass of their own
         network = cache.get_or_compute(
             ("network-test", key, test_key, ev.chunk), network_test_errors, 1
         )
@@ -734,7 +779,12 @@ def evaluate_student(
     else:
         predictors = {"network": predict_network, **predictors}
         test = {}
-    test.update(_test_errors(predictors, teacher, streams, backend, ev, test_set)
+    whole = (
+        held(student)
+        and ("random_features" not in predictors or held(student0))
+        and "kernel" not in predictors
+    )
+    test.update(_test_errors(predictors, teacher, streams, backend, ev, test_set, whole)
                 if predictors else {})
     train: dict[str, dict[str, np.ndarray]] = {}
     if ev.train_errors:
@@ -749,7 +799,7 @@ def evaluate_student(
             def errors(name: str = name, X_t: Any = X_t, y_t: Any = y_t) -> Any:
                 return dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)
 
-            if name == "network" and single:
+            if name == "network" and shared:
                 train[name] = cache.get_or_compute(("network-train", key), errors, 1)[name]
             elif name in train_predictors:
                 train[name] = errors()[name]

@@ -203,3 +203,20 @@ def test_shared_learning_curve_on_torch_equals_numpy():
         )
         for k, v in numpy_run.scalars.items():
             assert torch_run.scalars[k] == pytest.approx(v, rel=1e-10, abs=1e-14), (n, k)
+
+
+def test_a_student_used_by_one_run_keeps_no_arrays_but_shares_the_test_set():
+    """The engine says how many runs use each trained student (StageCache.expect): a student
+    of one run gets its errors chunk by chunk over the held test set (no whole feature matrix,
+    no readout pool kept), with the numbers of a run that shares nothing; the test set is
+    still kept for the next student of the seed."""
+    cfg = config()
+    cache = StageCache(maxsize=2)
+    cache.expect([training_key(cfg, 6)])
+    shared = run_once(cfg, 6, cache=cache)
+    alone = run_once(cfg, 6)
+    for k, v in alone.scalars.items():
+        assert shared.scalars[k] == pytest.approx(v, rel=1e-12, abs=1e-15), k
+    stages = {key[0] for key in cache._data if isinstance(key, tuple)}
+    assert "test" in stages
+    assert "test-features" not in stages and "readout" not in stages

@@ -15,7 +15,7 @@ import numpy as np
 from twolayer.batched import run_batch
 from twolayer.config import RunConfig
 from twolayer.experiment.spec import canonical_json
-from twolayer.pipeline import StageCache, process_cache, run_once
+from twolayer.pipeline import StageCache, process_cache, run_once, training_key
 from twolayer.threads import engine_threads, run_threads
 from twolayer.train.schedule import DivergenceError
 
@@ -193,6 +193,8 @@ def execute_units(
     ``on_start(unit)`` is called before each unit runs (the local executor notes there which
     runs a worker is computing, to know which one killed it)."""
     units = seed_batches(items) if batch_seeds else [[item] for item in items]
+    if not batch_seeds:  # batched runs use no cache for their per-student arrays
+        cache.expect(training_key(config, seed) for _, config, seed in items)
     for unit in units:
         if on_start is not None:
             on_start(unit)
