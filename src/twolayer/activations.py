@@ -62,16 +62,26 @@ class Activation:
         Elementwise maps of an array (NumPy or torch) to an array of the same shape.
     kinks : tuple of float
         Points where sigma is not smooth; quadrature is split there.
+    inplace : callable, optional
+        sigma written into its argument (which it returns): used on freshly computed
+        pre-activations, whose buffer nobody else holds. A new array of a feature map costs a
+        page fault per 4 KiB (relu of a 4096 x 200 chunk: 3.5 ms in place, 15.6 ms with a new
+        array); the values are the same as ``fn``'s.
     """
 
     name: str
     fn: ArrayFn
     derivative: ArrayFn
     kinks: tuple[float, ...] = ()
+    inplace: ArrayFn | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, z: Any) -> Any:
         return self.fn(z)
+
+    def overwrite(self, z: Any) -> Any:
+        """sigma(z), computed in z's own buffer when the activation can (else a new array)."""
+        return self.fn(z) if self.inplace is None else self.inplace(z)
 
     @property
     def constants(self) -> HermiteConstants:
@@ -316,9 +326,28 @@ def _relu_fn(z: Any) -> Any:
     return z.clamp(min=0)
 
 
+def _relu_inplace(z: Any) -> Any:
+    if namespace_of(z) is np:
+        return np.maximum(z, 0.0, out=z)
+    return z.clamp_(min=0)
+
+
+def _inplace(name: str) -> ArrayFn:
+    """The in-place form of the elementwise function ``name`` of NumPy and torch."""
+
+    def apply(z: Any) -> Any:
+        if namespace_of(z) is np:
+            return getattr(np, name)(z, out=z)
+        return getattr(z, name + "_")()
+
+    return apply
+
+
 @ACTIVATIONS.register("relu")
 def _relu() -> Activation:
-    return Activation("relu", _relu_fn, lambda z: _indicator(z > 0, z), kinks=(0.0,))
+    return Activation(
+        "relu", _relu_fn, lambda z: _indicator(z > 0, z), kinks=(0.0,), inplace=_relu_inplace
+    )
 
 
 @ACTIVATIONS.register("leaky_relu")
@@ -338,6 +367,7 @@ def _tanh() -> Activation:
         "tanh",
         lambda z: namespace_of(z).tanh(z),
         lambda z: 1.0 - namespace_of(z).tanh(z) ** 2,
+        inplace=_inplace("tanh"),
     )
 
 
@@ -370,13 +400,15 @@ def _gelu() -> Activation:
 @ACTIVATIONS.register("sin")
 def _sin() -> Activation:
     # E[sin(z) He_k(z)] = E[sin^(k)(z)] = e^{-1/2} sin(k pi / 2): odd k only
-    return Activation("sin", lambda z: namespace_of(z).sin(z), lambda z: namespace_of(z).cos(z))
+    return Activation("sin", lambda z: namespace_of(z).sin(z), lambda z: namespace_of(z).cos(z),
+                      inplace=_inplace("sin"))
 
 
 @ACTIVATIONS.register("cos")
 def _cos() -> Activation:
     # E[cos(z) He_k(z)] = e^{-1/2} cos(k pi / 2): even k only
-    return Activation("cos", lambda z: namespace_of(z).cos(z), lambda z: -namespace_of(z).sin(z))
+    return Activation("cos", lambda z: namespace_of(z).cos(z), lambda z: -namespace_of(z).sin(z),
+                      inplace=_inplace("cos"))
 
 
 @ACTIVATIONS.register("quadratic")

@@ -128,7 +128,8 @@ class TwoLayer:
 
     def features(self, X: Any) -> Any:
         """Unscaled features sigma(X W^T), shape (n, N) (a stack: (S, n, N))."""
-        return self.activation(self.preactivations(X))
+        # the pre-activations are a fresh array: sigma may overwrite it (no second buffer)
+        return self.activation.overwrite(self.preactivations(X))
 
     def forward(self, X: Any) -> Any:
         """Predictions f(X), shape (n,) (a stack: (S, n))."""

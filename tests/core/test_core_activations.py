@@ -252,3 +252,24 @@ def test_sin_cos_as_teacher_links(name):
     X, y = teacher.sample(50, np.random.default_rng(1))
     fn = np.sin if name == "sin" else np.cos
     np.testing.assert_allclose(y, fn(X @ teacher.beta), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sin", "cos", "erf", "gelu"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_features_in_place_equal_the_function(name, backend):
+    """Student features apply sigma in the pre-activations' own buffer where the activation
+    can: the very same numbers as sigma(X W^T) computed into a new array."""
+    from twolayer.student import init_student
+
+    if backend == "torch":
+        pytest.importorskip("torch")
+    from twolayer.backend import Backend
+
+    be = Backend(backend)
+    rng = np.random.default_rng(0)
+    student = init_student(7, 5, get_activation(name), rng, backend=be)
+    X = be.asarray(rng.standard_normal((11, 5)))
+    Z = X @ student.W.T
+    expected = np.asarray(get_activation(name).fn(Z))
+    np.testing.assert_array_equal(np.asarray(student.features(X)), expected)
+    np.testing.assert_array_equal(np.asarray(Z), np.asarray(X @ student.W.T))  # Z untouched
