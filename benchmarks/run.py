@@ -6,9 +6,12 @@
 
 Cases
 -----
-bare     one giant step + ridge readout + test error: twolayer's wall time against the bare
-         BLAS/LAPACK calls of the same shapes, timed in the same process (goal <= 1.2x), and
-         against those calls plus the Gaussian draws of the same sizes.
+bare     one giant step + ridge readout (one lambda) + test error: twolayer's wall time
+         against the bare BLAS/LAPACK calls of the same shapes (the products and one Cholesky
+         factor-and-solve), timed in the same process (goal <= 1.2x), and against those calls
+         plus the Gaussian draws of the same sizes.
+solver   the ridge solver's crossover: one Cholesky factor-and-solve per lambda against one
+         eigendecomposition for the whole grid, for grids of 1 to 32 lambdas.
 naive    a one-step experiment swept over readout sizes, lambdas and seeds, against a
          straightforward NumPy script written the way papers' code does it (every point from
          scratch, an explicit inverse per lambda, full SVD, the test set materialised);
@@ -41,6 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from twolayer import RunConfig, StageCache, run_batch, run_once
 from twolayer.activations import get_activation
@@ -97,13 +101,16 @@ def bench_bare(size: int, repeats: int) -> str:
     y = rng.standard_normal(n)
 
     def bare() -> None:
-        # the matrix products and the eigendecomposition a one-step run cannot avoid
+        # the calls a one-step run with one lambda cannot avoid: products, and one Cholesky
+        # factor-and-solve (cheaper than an eigendecomposition, which a long grid would need)
         P = X @ W.T  # forward pass of the step
         G = np.maximum(P, 0) * y[:, None]
         _ = G.T @ X  # gradient in W
         F = np.maximum(Xr @ W.T, 0)  # readout features
-        _, V = np.linalg.eigh(F.T @ F)  # Gram matrix and its eigendecomposition
-        _ = V @ (V.T @ (F.T @ y))
+        A = F.T @ F  # Gram matrix
+        A[np.diag_indices_from(A)] += n * 1e-3
+        _ = scipy.linalg.cho_solve(scipy.linalg.cho_factor(A, check_finite=False), F.T @ y,
+                                   check_finite=False)
         _ = np.maximum(Xt @ W.T, 0) @ y[:N]  # test predictions
 
     def draws() -> None:
@@ -131,7 +138,7 @@ def naive_one_step_point(d: int, N: int, n: int, n_readout: int, lam: float, see
     numbers agree."""
     from twolayer.backend import RunStreams
     from twolayer.measure.errors import SAMPLE_BLOCK
-    from twolayer.teachers import get_teacher
+    from twolayer.teachers import get_teacher, sample_blocks
 
     streams = RunStreams(seed)
     teacher = get_teacher("single_index", d=d, rng=streams.generator("teacher"), link="tanh",
@@ -146,7 +153,7 @@ def naive_one_step_point(d: int, N: int, n: int, n_readout: int, lam: float, see
     grad = ((((f - y)[:, None] * relu.derivative(P)) * a[None, :]).T @ X) / (n * math.sqrt(N))
     W1 = W - 8.0 * math.sqrt(N) * grad
     _ = np.linalg.svd(W1)  # papers compute the full SVD to look at the spectrum
-    Xr, yr = teacher.sample_numpy(n_readout, streams.generator("readout"))
+    Xr, yr = sample_blocks(teacher, streams, "readout", n_readout, full=True)
     F = np.maximum(Xr @ W1.T, 0) / math.sqrt(N)
     A = np.linalg.inv(F.T @ F + n_readout * lam * np.eye(N)) @ (F.T @ yr)
     blocks = [teacher.sample_numpy(min(SAMPLE_BLOCK, n_test - j * SAMPLE_BLOCK),
@@ -380,7 +387,27 @@ def bench_gpu(size: int, repeats: int, device: str = "cuda", cpu_max: int = 1600
     )
 
 
-CASES = {"bare": bench_bare, "naive": bench_naive, "memory": bench_memory,
+# ---------------------------------------------------------------------------------------------
+def bench_solver(size: int, repeats: int) -> str:
+    """The ridge solver's crossover: one Cholesky factor-and-solve per lambda against one eigh
+    for the whole grid, on a p x p Gram matrix (p = size), for grids of 1 to 32 lambdas."""
+    from twolayer.train.readout import solve_shifted
+
+    p = size
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((2 * p, p))
+    G, b = F.T @ F, F.T @ rng.standard_normal(2 * p)
+    rows = []
+    for L in (1, 2, 4, 8, 16, 32):
+        shifts = np.logspace(-2, 2, L) * p
+        t_chol = median_time(lambda s=shifts: solve_shifted(G, b, s, "cholesky"), repeats)
+        t_eigh = median_time(lambda s=shifts: solve_shifted(G, b, s, "eigh"), repeats)
+        rows.append([p, L, t_chol, t_eigh, t_eigh / t_chol])
+    return table(["p", "lambdas", "Cholesky per lambda (s)", "one eigh (s)", "eigh / Cholesky"],
+                 rows)
+
+
+CASES = {"bare": bench_bare, "solver": bench_solver, "naive": bench_naive, "memory": bench_memory,
          "scaling": bench_scaling, "dask": bench_dask, "large": bench_large,
          "batched": bench_batched, "gpu": bench_gpu}
 

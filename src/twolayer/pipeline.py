@@ -83,6 +83,7 @@ class StageCache:
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._sizes: dict[Hashable, int] = {}
         self._expected: dict[str, int] = {}
+        self._rows: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -112,13 +113,22 @@ class StageCache:
         self._data.clear()
         self._sizes.clear()
         self._expected.clear()
+        self._rows.clear()
 
-    def expect(self, keys: Iterable[str]) -> None:
-        """Say how many of the coming runs use each training key (what the engine knows of a
-        group): arrays about a trained student that no other run will use are then not kept."""
+    def expect(self, runs: Iterable[tuple[str, int]]) -> None:
+        """Say what the coming runs are (what the engine knows of a group): the training key and
+        the readout size of each. Arrays about a trained student that no other run will use are
+        then not kept, and a readout pool is allocated at once for the largest size its runs
+        will ask for (no copy as it grows)."""
         self._expected.clear()
-        for key in keys:
+        self._rows.clear()
+        for key, rows in runs:
             self._expected[key] = self._expected.get(key, 0) + 1
+            self._rows[key] = max(self._rows.get(key, 0), int(rows))
+
+    def planned_rows(self, key: str) -> int:
+        """The largest readout size the coming runs of training key ``key`` use (0: unknown)."""
+        return self._rows.get(key, 0)
 
     def shared(self, key: str) -> bool:
         """Whether more than one run is expected to use training key ``key`` (True when
@@ -461,21 +471,30 @@ def _concat(arrays: list[Any], axis: int) -> Any:
     return xp.concatenate(arrays, axis=axis) if xp is np else xp.cat(arrays, dim=axis)
 
 
-def _append_rows(buffer: Any, used: int, rows: Any) -> Any:
-    """``rows`` written after the first ``used`` rows (axis -2) of ``buffer``, which is
-    replaced by one twice as large (or just large enough) when it has no room: a learning curve
-    grown size by size copies each row about once more, not once per size."""
-    need = used + rows.shape[-2]
+def _append_rows(
+    buffer: Any, used: int, rows: Any, room: int = 0, *, shape: tuple | None = None,
+    dtype: Any = None,
+) -> Any:
+    """A buffer (rows along axis -2) holding its first ``used`` rows and room after them for
+    ``rows`` (written there) or, with ``rows=None``, for ``shape[-2]`` rows of ``shape``/``dtype``
+    (left for the caller to fill). A buffer without room is replaced by one of at least ``room``
+    rows and twice its size: a learning curve grown size by size copies each row about once
+    more, and not at all when ``room`` (the largest size to come) is known."""
+    like = rows if rows is not None else buffer
+    shape = tuple(rows.shape) if rows is not None else shape
+    need = used + shape[-2]
     if buffer is None or need > buffer.shape[-2]:
-        room = max(need, 2 * (0 if buffer is None else buffer.shape[-2]))
-        shape = (*rows.shape[:-2], room, rows.shape[-1])
-        xp = namespace_of(rows)
-        grown = (np.empty(shape, dtype=rows.dtype) if xp is np
-                 else xp.empty(shape, dtype=rows.dtype, device=rows.device))
+        size = max(need, room, 2 * (0 if buffer is None else buffer.shape[-2]))
+        full = (*shape[:-2], size, shape[-1])
+        if like is None or namespace_of(like) is np:
+            grown = np.empty(full, dtype=dtype if rows is None else rows.dtype)
+        else:
+            grown = namespace_of(like).empty(full, dtype=like.dtype, device=like.device)
         if used:
             grown[..., :used, :] = buffer[..., :used, :]
         buffer = grown
-    buffer[..., used:need, :] = rows
+    if rows is not None:
+        buffer[..., used:need, :] = rows
     return buffer
 
 
@@ -496,9 +515,14 @@ class ReadoutPool:
     """
 
     def __init__(
-        self, teacher: Teacher, streams: RunStreams | StreamStack, backend: Backend
+        self,
+        teacher: Teacher,
+        streams: RunStreams | StreamStack,
+        backend: Backend,
+        rows: int = 0,
     ) -> None:
         self.teacher, self.streams, self.backend = teacher, streams, backend
+        self._room = int(rows)  # rows to allocate at once (the largest size to come)
         self._raw = _raw_teacher(teacher)
         self._prep = _label_preprocessor(teacher)
         self._blocks = 0  # blocks drawn so far
@@ -532,9 +556,11 @@ class ReadoutPool:
         X_new = np.concatenate([b[0] for b in new], axis=-2)
         y_new = np.concatenate([b[1] for b in new], axis=-1)[..., None]
         Xb_new = self.backend.asarray(X_new)
-        self._X = _append_rows(self._X, self._m, X_new)
-        self._y = _append_rows(self._y, self._m, y_new)
-        self._Xb = self._X if Xb_new is X_new else _append_rows(self._Xb, self._m, Xb_new)
+        room = self._room + SAMPLE_BLOCK  # whole blocks: up to one more than the largest size
+        self._X = _append_rows(self._X, self._m, X_new, room)
+        self._y = _append_rows(self._y, self._m, y_new, room)
+        self._Xb = (self._X if Xb_new is X_new
+                    else _append_rows(self._Xb, self._m, Xb_new, room))
         self._m += X_new.shape[-2]
 
     def batch(self, n: int) -> tuple[Any, Any]:
@@ -551,7 +577,19 @@ class ReadoutPool:
         self._ensure(n)
         F, have = self._features.get(key, (None, 0))
         if have < n:
-            F = _append_rows(F, have, student.features(self._Xb[..., have:n, :]))
+            X_new = self._Xb[..., have:n, :]
+            if isinstance(X_new, np.ndarray):
+                # the features of the new rows computed in the buffer itself (no temporary)
+                shape = (*X_new.shape[:-1], student.N)
+                F = _append_rows(F, have, None, max(self._room, n), shape=shape,
+                                 dtype=np.result_type(X_new, student.W))
+                rows = F[..., have:n, :]
+                np.matmul(X_new, mT(student.W), out=rows)
+                out = student.activation.overwrite(rows)
+                if out is not rows:
+                    rows[...] = out
+            else:
+                F = _append_rows(F, have, student.features(X_new), max(self._room, n))
             self._features[key] = (F, n)
         return F[..., :n, :]
 
@@ -721,7 +759,7 @@ def evaluate_student(
             if shared and cache.fits(nbytes):
                 pool = cache.get_or_compute(
                     ("readout", key, stream_seeds[2]),
-                    lambda: ReadoutPool(teacher, streams, backend),
+                    lambda: ReadoutPool(teacher, streams, backend, cache.planned_rows(key)),
                     nbytes,
                 )
             else:

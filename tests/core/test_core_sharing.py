@@ -212,7 +212,7 @@ def test_a_student_used_by_one_run_keeps_no_arrays_but_shares_the_test_set():
     still kept for the next student of the seed."""
     cfg = config()
     cache = StageCache(maxsize=2)
-    cache.expect([training_key(cfg, 6)])
+    cache.expect([(training_key(cfg, 6), 20)])
     shared = run_once(cfg, 6, cache=cache)
     alone = run_once(cfg, 6)
     for k, v in alone.scalars.items():
@@ -220,3 +220,20 @@ def test_a_student_used_by_one_run_keeps_no_arrays_but_shares_the_test_set():
     stages = {key[0] for key in cache._data if isinstance(key, tuple)}
     assert "test" in stages
     assert "test-features" not in stages and "readout" not in stages
+
+
+def test_a_planned_readout_pool_is_allocated_once_with_the_same_numbers():
+    """Told the largest readout size to come, the pool allocates its buffers once (features
+    written in place) and gives the numbers of a pool grown by doubling."""
+    sizes = [10, 45, 90, 200]
+    cfg0 = config(readout__n=sizes[0])
+    planned = StageCache(maxsize=2)
+    planned.expect([(training_key(cfg0, 1), max(sizes))] * len(sizes))
+    grown = StageCache(maxsize=2)
+    for n in sizes:
+        a = run_once(config(readout__n=n), 1, cache=planned)
+        b = run_once(config(readout__n=n), 1, cache=grown)
+        np.testing.assert_array_equal(a.readout_coef, b.readout_coef)
+    pool = next(v for k, v in planned._data.items() if k[0] == "readout")
+    F, rows = pool._features["trained"]
+    assert rows == 200 and F.shape[0] == max(sizes)  # allocated once, never grown

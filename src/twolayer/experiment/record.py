@@ -181,6 +181,14 @@ def seed_batches(items: list[WorkItem]) -> list[list[WorkItem]]:
     return list(by_config.values())
 
 
+def _readout_rows(config: RunConfig) -> int:
+    """The size of a run's fresh readout batch (0 without one)."""
+    r = config.readout
+    if r is None or r.batch == "reuse":
+        return 0
+    return int(r.n or config.train_n or 0)
+
+
 def execute_units(
     items: list[WorkItem],
     cache: StageCache,
@@ -194,7 +202,7 @@ def execute_units(
     runs a worker is computing, to know which one killed it)."""
     units = seed_batches(items) if batch_seeds else [[item] for item in items]
     if not batch_seeds:  # batched runs use no cache for their per-student arrays
-        cache.expect(training_key(config, seed) for _, config, seed in items)
+        cache.expect((training_key(c, seed), _readout_rows(c)) for _, c, seed in items)
     for unit in units:
         if on_start is not None:
             on_start(unit)
