@@ -548,20 +548,22 @@ class ReadoutPool:
     def _ensure(self, n: int) -> None:
         if n <= self._m:
             return
-        new = []
-        while (self._blocks + len(new)) * SAMPLE_BLOCK < n:
-            j = self._blocks + len(new)
-            new.append(self._raw.sample_numpy(SAMPLE_BLOCK, self.streams.generator("readout", j)))
-        self._blocks += len(new)
-        X_new = np.concatenate([b[0] for b in new], axis=-2)
-        y_new = np.concatenate([b[1] for b in new], axis=-1)[..., None]
-        Xb_new = self.backend.asarray(X_new)
         room = self._room + SAMPLE_BLOCK  # whole blocks: up to one more than the largest size
-        self._X = _append_rows(self._X, self._m, X_new, room)
-        self._y = _append_rows(self._y, self._m, y_new, room)
-        self._Xb = (self._X if Xb_new is X_new
-                    else _append_rows(self._Xb, self._m, Xb_new, room))
-        self._m += X_new.shape[-2]
+        first = self._m
+        while self._m < n:  # each block written into the buffers as it is drawn
+            X_b, y_b = self._raw.sample_numpy(
+                SAMPLE_BLOCK, self.streams.generator("readout", self._blocks)
+            )
+            self._X = _append_rows(self._X, self._m, X_b, room)
+            self._y = _append_rows(self._y, self._m, y_b[..., None], room)
+            self._blocks += 1
+            self._m += SAMPLE_BLOCK
+        if self.backend.name == "numpy" and self._X.dtype == self.backend.np_dtype:
+            self._Xb = self._X
+        else:
+            self._Xb = _append_rows(
+                self._Xb, first, self.backend.asarray(self._X[..., first : self._m, :]), room
+            )
 
     def batch(self, n: int) -> tuple[Any, Any]:
         """The readout batch of size n on the backend: X (n, d) and its (preprocessed) labels."""

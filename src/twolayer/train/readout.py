@@ -76,7 +76,8 @@ def _cholesky_numpy(G: np.ndarray, b: np.ndarray, shift: float) -> np.ndarray | 
     """(G + shift I)^{-1} b by Cholesky (SciPy), or None if G + shift I is not numerically PD."""
     import scipy.linalg
 
-    A = G + shift * np.eye(G.shape[-1], dtype=G.dtype)
+    A = G.copy()  # one new array (G + shift * eye would make two, each faulted in afresh)
+    A.flat[:: A.shape[-1] + 1] += shift
     try:
         factor = scipy.linalg.cho_factor(A, lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:
