@@ -437,6 +437,13 @@ def recipes() -> None:
 @click.option("--executor", type=click.Choice(["serial", "local", "dask"]), help="Engine executor.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Workers (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--seeds",
+    "seeds_from",
+    type=click.IntRange(min=0),
+    help="Fresh seeds: as many as the recipe has, numbered from this one (its own seeds set "
+    "the tolerances; outputs go to OUT/NAME[-quick]-seedsN).",
+)
 @_handle_errors
 def reproduce(
     names: tuple[str, ...],
@@ -446,6 +453,7 @@ def reproduce(
     executor: str | None,
     jobs: int | None,
     quiet: bool,
+    seeds_from: int | None,
 ) -> None:
     """Re-create recipes: run (or resume) the sweep, check the claims, draw the figures, and
     write claims.csv, summary.md and report.html into OUT/NAME[-quick]/.
@@ -457,6 +465,7 @@ def reproduce(
       twolayer reproduce one-step-spike --quick
       twolayer reproduce --all --quick
       twolayer reproduce two-step --executor dask --out results/
+      twolayer reproduce one-step-spike --quick --seeds 100   # on seeds 100, 101, ...
     """
     from rich.console import Console
     from rich.table import Table
@@ -476,14 +485,15 @@ def reproduce(
     for name in selected:
         progress = _RichProgress(None, show)
         result = reproduce_recipe(
-            name, quick=quick, out=out, executor=executor, jobs=jobs, progress=progress
+            name, quick=quick, out=out, executor=executor, jobs=jobs, progress=progress,
+            seeds=seeds_from,
         )
         table = Table(title=f"{name} ({'quick' if quick else 'full'}, {result.seconds:.0f} s)")
-        for column in ("claim", "measured", "expected", "tolerance", "pass"):
+        for column in ("claim", "kind", "measured", "expected", "tolerance", "pass"):
             table.add_column(column)
         for c in result.claims:
             verdict = "[green]pass" if c.passed else "[red]FAIL"
-            table.add_row(c.id, f"{c.measured:.4g}", c.expected, c.tolerance, verdict)
+            table.add_row(c.id, c.kind, f"{c.measured:.4g}", c.expected, c.tolerance, verdict)
         console.print(table)
         for err in result.errors:
             console.print(err, style="red", markup=False)

@@ -5,10 +5,13 @@ from pathlib import Path
 from twolayer.recipes.reproduce import ReproduceResult, reproduce
 
 
-def check_quick_mode(name: str, out: Path, *, figures: int | None = None) -> ReproduceResult:
+def check_quick_mode(
+    name: str, out: Path, *, figures: int | None = None, seeds: int | None = None
+) -> ReproduceResult:
     """Run NAME's quick mode into ``out`` (serially: pytest-xdist already uses the cores) and
-    assert that every claim holds and that the report and every figure (PNG + PDF) exist."""
-    result = reproduce(name, quick=True, out=out, jobs=1)
+    assert that every claim holds and that the report and every figure (PNG + PDF) exist.
+    ``seeds``: run on fresh seeds numbered from this one (not the calibration seeds)."""
+    result = reproduce(name, quick=True, out=out, jobs=1, seeds=seeds)
     assert not result.errors, result.errors
     assert result.passed, result.table().to_string()
     assert (result.out / "report.html").exists()

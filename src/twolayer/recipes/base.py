@@ -24,6 +24,11 @@ import yaml
 from twolayer.experiment import load_arrays, load_trajectory, parse_key
 from twolayer.plots import mean_and_sem
 
+#: The kinds of claim (docs/recipes/README.md, "The claim standard"): an ``equality`` with a
+#: prediction at a statistical tolerance (the default); an ``ordering`` only where the paper
+#: itself states only an ordering; a ``bound``, reported with its slack.
+CLAIM_KINDS = ("equality", "ordering", "bound")
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -42,6 +47,15 @@ class Claim:
     tolerance : str
         The allowed deviation, in words ("abs 0.05", "< 0.5").
     passed : bool
+    kind : {"equality", "ordering", "bound"}
+    source : str
+        Where the prediction comes from, independent of the run's measured quantities (a
+        closed form, a theory function evaluated from the spec, a number of the paper).
+    derivation : str
+        How the tolerance was derived (k standard errors over seeds, a finite-size term measured
+        on a separate size sweep, ...), and on which seeds it was calibrated.
+    slack : float or None
+        For a bound: (bound - measured) / |bound| (how far inside the bound; negative: outside).
     """
 
     id: str
@@ -50,15 +64,27 @@ class Claim:
     expected: str
     tolerance: str
     passed: bool
+    kind: str = "equality"
+    source: str = ""
+    derivation: str = ""
+    slack: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in CLAIM_KINDS:
+            raise ValueError(f"claim {self.id!r}: kind must be one of {CLAIM_KINDS}")
 
     def as_row(self) -> dict[str, Any]:
         return {
             "claim": self.id,
+            "kind": self.kind,
             "statement": self.statement,
             "measured": self.measured,
             "expected": self.expected,
             "tolerance": self.tolerance,
             "pass": self.passed,
+            "source": self.source,
+            "derivation": self.derivation,
+            "slack": self.slack,
         }
 
 
@@ -68,34 +94,49 @@ def _fmt(x: float) -> str:
 
 def claim_close(
     id: str, statement: str, measured: float, expected: float, *, atol: float = 0.0,
-    rtol: float = 0.0,
+    rtol: float = 0.0, kind: str = "equality", source: str = "", derivation: str = "",
 ) -> Claim:
-    """|measured - expected| <= atol + rtol |expected|."""
+    """|measured - expected| <= atol + rtol |expected| (an equality by default)."""
     bound = atol + rtol * abs(expected)
     ok = bool(np.isfinite(measured) and abs(measured - expected) <= bound)
     parts = [f"abs {atol:g}"] if atol else []
     parts += [f"rel {rtol:g}"] if rtol else []
-    return Claim(id, statement, float(measured), _fmt(expected), " + ".join(parts), ok)
+    return Claim(id, statement, float(measured), _fmt(expected), " + ".join(parts), ok, kind,
+                 source, derivation)
 
 
-def claim_less(id: str, statement: str, measured: float, bound: float, what: str = "") -> Claim:
-    """measured < bound (``what`` describes the bound)."""
+def _slack(measured: float, bound: float, sign: float) -> float | None:
+    if not (np.isfinite(measured) and np.isfinite(bound)) or bound == 0:
+        return None
+    return float(sign * (bound - measured) / abs(bound))
+
+
+def claim_less(
+    id: str, statement: str, measured: float, bound: float, what: str = "", *,
+    kind: str = "bound", source: str = "", derivation: str = "",
+) -> Claim:
+    """measured < bound (``what`` describes the bound); a bound by default, with its slack."""
     ok = bool(np.isfinite(measured) and measured < bound)
-    return Claim(id, statement, float(measured), what or _fmt(bound), f"< {_fmt(bound)}", ok)
+    return Claim(id, statement, float(measured), what or _fmt(bound), f"< {_fmt(bound)}", ok,
+                 kind, source, derivation, _slack(measured, bound, 1.0))
 
 
 def claim_greater(
-    id: str, statement: str, measured: float, bound: float, what: str = ""
+    id: str, statement: str, measured: float, bound: float, what: str = "", *,
+    kind: str = "bound", source: str = "", derivation: str = "",
 ) -> Claim:
-    """measured > bound (``what`` describes the bound)."""
+    """measured > bound (``what`` describes the bound); a bound by default, with its slack."""
     ok = bool(np.isfinite(measured) and measured > bound)
-    return Claim(id, statement, float(measured), what or _fmt(bound), f"> {_fmt(bound)}", ok)
+    return Claim(id, statement, float(measured), what or _fmt(bound), f"> {_fmt(bound)}", ok,
+                 kind, source, derivation, _slack(measured, bound, -1.0))
 
 
 def claim_true(id: str, statement: str, measured: float, ok: bool, expected: str,
-               tolerance: str = "exact") -> Claim:
+               tolerance: str = "exact", *, kind: str = "equality", source: str = "",
+               derivation: str = "") -> Claim:
     """A claim whose test is computed by the recipe (``ok``)."""
-    return Claim(id, statement, float(measured), expected, tolerance, bool(ok))
+    return Claim(id, statement, float(measured), expected, tolerance, bool(ok), kind, source,
+                 derivation)
 
 
 @dataclass
