@@ -23,7 +23,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 from twolayer.backend import namespace_of
 from twolayer.registry import Registry
@@ -280,11 +279,15 @@ def hermite_coefficients(act: Activation | ArrayFn, kmax: int) -> np.ndarray:
 
 
 def _erf(z: Any) -> Any:
+    import scipy.special  # here: importing SciPy's special functions costs ~0.3 s at start-up
+
     xp = namespace_of(z)
     return scipy.special.erf(z) if xp is np else xp.special.erf(z)
 
 
 def _sigmoid(z: Any) -> Any:
+    import scipy.special
+
     xp = namespace_of(z)
     return scipy.special.expit(z) if xp is np else xp.sigmoid(z)
 

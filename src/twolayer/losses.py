@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 from twolayer.activations import _indicator
 from twolayer.backend import namespace_of
@@ -36,6 +35,8 @@ def _softplus(t: Any) -> Any:
 
 
 def _sigmoid(t: Any) -> Any:
+    import scipy.special  # here: importing it costs ~0.3 s at start-up
+
     xp = namespace_of(t)
     return scipy.special.expit(t) if xp is np else xp.sigmoid(t)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse.linalg
 
 from twolayer.backend import to_numpy
 
@@ -104,6 +103,8 @@ def _svds(M: np.ndarray, k: int, vectors: bool) -> tuple[Any, np.ndarray, Any]:
     # a Krylov space wider than ARPACK's default 2k + 1 converges much faster at the edge of a
     # continuous bulk, where the top singular values are not separated by a gap
     ncv = min(small, max(2 * k + 1, k + 24))
+    import scipy.sparse.linalg  # here: importing it costs ~0.1 s at start-up
+
     out = scipy.sparse.linalg.svds(M, k=k, ncv=ncv, v0=v0, return_singular_vectors=vectors)
     if not vectors:
         return None, np.sort(out)[::-1], None

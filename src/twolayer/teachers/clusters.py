@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 from twolayer.activations import gaussian_expectation
 from twolayer.teachers.base import TEACHERS, Teacher, random_orthonormal
@@ -22,6 +21,8 @@ def xor_clean_bayes_error(mu_norm: float, noise: float) -> float:
     P(|t| > |s|) with s ~ N(||mu||, noise^2), t ~ N(0, noise^2), i.e.
     E_z[2 (1 - Phi(|m + z|))] with m = ||mu|| / noise, computed by quadrature.
     """
+    import scipy.special  # here: importing it costs ~0.3 s at start-up
+
     m = mu_norm / noise
     return gaussian_expectation(lambda z: 2.0 * scipy.special.ndtr(-np.abs(m + z)), kinks=(-m,))
 
@@ -66,6 +67,8 @@ class XOR(Teacher):
             float(label_noise),
         )
         self.noise_kind = noise_kind
+        import scipy.special
+
         basis = random_orthonormal(3, d, rng)
         self.mu = basis[:2] * self.mu_norm  # (2, d): mu_1, mu_2
         self.flip_direction = basis[2]
@@ -192,6 +195,8 @@ class GaussianMixture(Teacher):
 
     def posterior(self, X: np.ndarray) -> np.ndarray:
         """Cluster posterior probabilities, shape (n, K)."""
+        import scipy.special
+
         logits = (X @ self.means.T - 0.5 * np.sum(self.means**2, axis=1)) / self.noise**2
         logits += np.log(self.weights)
         return scipy.special.softmax(logits, axis=1)
