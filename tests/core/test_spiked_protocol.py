@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from twolayer import RunConfig, run_once
-from twolayer.activations import gaussian_expectation, get_activation
+from twolayer.activations import get_activation
 from twolayer.backend import RunStreams
 from twolayer.student import init_student
 from twolayer.teachers import get_teacher
@@ -81,24 +81,62 @@ def test_orthogonal_part_is_a_fresh_random_direction():
         spike_direction(None, 0.5, d, np.random.default_rng(0))
 
 
+def _simulated_step(act, g, noise, alpha0, *, d=500, draws=4, seed=0):
+    """Monte Carlo oracle for the sRF parameters: the first step's update per unit eta_tilde in
+    Cui et al.'s convention, U = (1/n0) sum_a y_a sigma'(W_0 x_a) x_a^T (unit rows, N = d,
+    n0 = alpha0 d, f = 0 at init as the derivation assumes), drawn. Returns per draw the squared
+    norm of its mean row (r^2 / eta^2), the cosine of the mean row with beta (gamma) and the mean
+    squared norm of its centred rows ((c_W^2 - 1) / eta^2)."""
+    rng = np.random.default_rng(seed)
+    n0 = int(alpha0 * d)
+    out = []
+    for _ in range(draws):
+        beta = rng.standard_normal(d)
+        beta /= np.linalg.norm(beta)
+        W0 = rng.standard_normal((d, d))
+        W0 /= np.linalg.norm(W0, axis=1, keepdims=True)
+        X = rng.standard_normal((n0, d))
+        y = g(X @ beta) + noise * rng.standard_normal(n0)
+        U = (act.derivative(X @ W0.T) * y[:, None]).T @ X / n0
+        mean = U.mean(axis=0)
+        centred = U - mean
+        out.append((mean @ mean, mean @ beta / np.linalg.norm(mean),
+                    float(np.mean(np.sum(centred**2, axis=1)))))
+    return np.asarray(out)
+
+
 @pytest.mark.parametrize(
     ("activation", "link", "noise"),
     [("tanh", "tanh", 0.0), ("relu", "tanh", 0.0), ("erf", "relu", 0.3), ("gelu", "sigmoid", 0.0)],
 )
 @pytest.mark.parametrize(("eta_tilde", "alpha0"), [(0.0, 1.0), (1.5, 2.0), (4.0, 0.5)])
 def test_derivation_follows_the_closed_formulas(activation, link, noise, eta_tilde, alpha0):
-    # r = eta mu_1 sqrt(g2/alpha0 + c_1^2), c_W = sqrt(1 + eta^2 g2 s2 / alpha0),
-    # gamma = c_1 / sqrt(g2/alpha0 + c_1^2) with g2 = E[y^2] = E g^2 + noise^2 (the label noise
-    # enters the gradient's data term X^T y / n_0) and s2 = E(sigma' - mu_1)^2 by quadrature
+    # The derived (r, c_W, gamma) against a drawn first step (not the formulas re-typed):
+    # r = eta_tilde ||mean row of U||, gamma = its cosine with beta, c_W^2 = 1 + eta_tilde^2
+    # x mean squared norm of U's centred rows (:func:`_simulated_step`, d = N = 500, 4 draws).
+    # Tolerance: 3 standard errors of the draws + the O(1/sqrt(d)) finite-size terms of the
+    # limit (a mean row over N rows of sigma'(<w_i, x>) carries ~ 1/N of its squared norm per
+    # unit, and the centred rows a beta part of relative size ~ 1/d): 2% on r^2, 0.02 on gamma,
+    # 3% on c_W^2 - 1.
     act, g = get_activation(activation), get_activation(link)
     ours = spiked_rf_parameters_for(eta_tilde, alpha0, act, g, noise)
-    mu1, c1 = act.constants.mu1, g.constants.mu1
-    g2 = g.constants.norm2 + noise**2
-    s2 = gaussian_expectation(lambda z: (act.derivative(z) - mu1) ** 2, act.kinks)
-    spread = math.sqrt(g2 / alpha0 + c1**2)
-    assert ours.r == pytest.approx(eta_tilde * mu1 * spread, abs=1e-10)
-    assert ours.c_w == pytest.approx(math.sqrt(1 + eta_tilde**2 * g2 * s2 / alpha0), abs=1e-10)
-    assert ours.gamma == pytest.approx(c1 / spread, abs=1e-10)
+    sim = _simulated_step(act, g, noise, alpha0)
+    mean, se = sim.mean(axis=0), sim.std(axis=0, ddof=1) / math.sqrt(len(sim))
+    if eta_tilde == 0.0:
+        assert (ours.r, ours.c_w) == (0.0, 1.0)
+    else:
+        r2 = (ours.r / eta_tilde) ** 2
+        assert abs(r2 - mean[0]) <= 3 * se[0] + 0.02 * r2
+        spread2 = (ours.c_w**2 - 1.0) / eta_tilde**2
+        # The drawn centred rows also carry E[y] E[sigma''] w_i (Stein on <w_i, x>), a shift of
+        # each row along itself that the closed c_W leaves out: zero unless both the target's
+        # mean and E sigma'' are non-zero (here only gelu with the sigmoid target; 0.045 there,
+        # reported in docs/recipes/spiked-random-features.md), so it is added to the oracle.
+        z, wz = np.polynomial.hermite_e.hermegauss(120)
+        wz = wz / wz.sum()
+        shift = float(wz @ g(z)) * float(wz @ (z * act.derivative(z)))
+        assert abs(spread2 + shift**2 - mean[2]) <= 3 * se[2] + 0.03 * spread2
+    assert abs(ours.gamma - mean[1]) <= 3 * se[1] + 0.02
 
 
 def test_run_derives_parameters_from_the_teacher_and_the_student():
