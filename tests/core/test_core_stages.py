@@ -47,6 +47,21 @@ def test_weight_decay_stage_shrinks_the_norm():
     assert np.linalg.norm(decayed.student.W) < np.linalg.norm(plain.student.W)
 
 
+def test_weight_decay_stage_is_the_exact_geometric_shrinkage():
+    # Exact formula: with a = 0 the loss does not depend on W (f = 0), so grad_W L = 0 and a
+    # stage training W with weight decay wd is W <- (1 - eta wd) W at every step: after the plain
+    # stage W is still W_0, after the decayed stage of k steps it is (1 - eta wd)^k W_0.
+    spec = {**BASE, "student": {"N": 8, "a_init": "constant", "a_scale": 0.0}}
+    eta, wd, k = 0.2, 0.5, 20
+    config = RunConfig.model_validate({**spec, "train": {"protocol": "stages", "n": 40, "stages": [
+        {"steps": 5, "eta": eta, "train": "W"},
+        {"steps": k, "eta": eta, "train": "W", "weight_decay": {"W": wd}}]}})
+    run = run_once(config, 1)
+    W0 = run.student_init.W
+    assert np.linalg.norm(W0) > 0
+    np.testing.assert_allclose(run.student.W, (1.0 - eta * wd) ** k * W0, rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize(
     ("stage", "message"),
     [({"n": 30}, "give n once"), ({"online": True}, "one training set")],
