@@ -220,3 +220,19 @@ def test_sigkill_half_way_then_rerun_finishes_without_duplicates(tmp_path, tiny)
     n_metrics = con.execute("SELECT COUNT(DISTINCT run_id) FROM metrics").fetchone()[0]
     con.close()
     assert n_metrics == 30
+
+
+def test_fixed_draws_group_every_seed_and_split_between_seeds(tiny):
+    """With teacher, init and train fixed across seeds, the runs of all seeds share one trained
+    student: one group, sorted by seed then readout size (each seed's readout pool grows), and
+    split between seeds when there are more workers than groups."""
+    tiny["seeds"] = 4
+    tiny["draws"] = {"fixed": ["teacher", "init", "train"]}
+    tiny["sweep"] = {"readout.n": [48, 16, 32]}
+    _, runs = load_spec_with_runs(tiny)
+    (group,) = plan_groups(runs, workers=1)
+    order = [(r.seed, r.config.readout.n) for r in group]
+    assert order == sorted(order) and len(order) == 12
+    halves = plan_groups(runs, workers=2)
+    assert sorted(len(g) for g in halves) == [6, 6]
+    assert not {r.seed for r in halves[0]} & {r.seed for r in halves[1]}

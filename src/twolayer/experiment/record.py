@@ -201,8 +201,9 @@ def execute_units(
     ``on_start(unit)`` is called before each unit runs (the local executor notes there which
     runs a worker is computing, to know which one killed it)."""
     units = seed_batches(items) if batch_seeds else [[item] for item in items]
-    if not batch_seeds:  # batched runs use no cache for their per-student arrays
-        cache.expect((training_key(c, seed), _readout_rows(c)) for _, c, seed in items)
+    # (batched runs use no cache for their per-student arrays; a batch that falls back to
+    # single runs then shares exactly as the plain runs do)
+    cache.expect((training_key(c, seed), _readout_rows(c)) for _, c, seed in items)
     for unit in units:
         if on_start is not None:
             on_start(unit)

@@ -97,22 +97,22 @@ def plan_groups(
         key = run.sections_key if batch_seeds else run.share_key
         groups.setdefault(key, []).append(run)
     # runs of a trained student fitted in increasing readout size share one growing feature
-    # matrix and Gram matrix (twolayer.pipeline.ReadoutPool); sorting is stable, so runs of
-    # one size keep their order
-    out = [sorted(g, key=_readout_size) for g in groups.values()]
-    if batch_seeds:
-        out = [sorted(g, key=lambda r: r.seed) for g in out]  # stable: configs keep their order
+    # matrix and Gram matrix per seed (twolayer.pipeline.ReadoutPool): a group holds several
+    # seeds when draws.fixed shares the student across them, so sort by seed, then size
+    # (stable: runs of one seed and size keep their order)
+    out = [sorted(g, key=lambda r: (r.seed, _readout_size(r))) for g in groups.values()]
     while len(out) < workers:
         out.sort(key=len, reverse=True)
         if len(out[0]) < 2:
             break
         big = out.pop(0)
         half = (len(big) + 1) // 2
-        if batch_seeds:  # move the cut to a change of seed when there is one
-            seeds = [r.seed for r in big]
-            cuts = [i for i in range(1, len(big)) if seeds[i] != seeds[i - 1]]
-            if cuts:
-                half = min(cuts, key=lambda i: abs(i - half))
+        # cut at a change of seed when there is one: a seed's batch (batch_seeds) or its readout
+        # pool stays whole on one worker
+        seeds = [r.seed for r in big]
+        cuts = [i for i in range(1, len(big)) if seeds[i] != seeds[i - 1]]
+        if cuts:
+            half = min(cuts, key=lambda i: abs(i - half))
         out += [big[:half], big[half:]]
     return out
 
