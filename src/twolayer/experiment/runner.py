@@ -156,7 +156,7 @@ class SweepPlan:
         Runs that would execute now.
     students : int
         Trained students those runs need: runs that differ only in their readout, evaluation or
-        measurements share one (DESIGN §2).
+        measurements share one (docs/engine.md, "Shared stages").
     """
 
     store: Path

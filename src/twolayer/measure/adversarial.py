@@ -172,8 +172,9 @@ def adversarial(
     ("measure", probe_stream), whatever the teacher's input law). For each x the perturbation is
     ``delta = -eta f(x) grad_x f(x) / ||grad_x f(x)||^2`` with the smallest eta <= eta_max that
     flips the sign of f (:func:`smallest_flip`); grad_x f is analytic (:func:`input_gradient`).
-    THEORY-NOTES (d = 1000, random relu/tanh nets): eta = 2 flips all points, eta = 1 only
-    7–50%, and ||delta|| / ||x|| ~ 1.3 / sqrt(d).
+    Bubeck et al. (2021) predict that one such step with eta of order 1 flips a random
+    network's sign, with ||delta|| / ||x|| ~ 1 / sqrt(d); docs/measurements.md gives the
+    measured flip rates and ratios.
 
     Parameters
     ----------

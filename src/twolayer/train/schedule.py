@@ -1,4 +1,4 @@
-"""Step sizes written as eta = c * S^alpha, S one of n, N, d or 1 (DESIGN §1)."""
+"""Step sizes written as eta = c * S^alpha, S one of n, N, d or 1 (docs/conventions.md)."""
 
 from __future__ import annotations
 
