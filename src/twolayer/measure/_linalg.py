@@ -3,8 +3,9 @@
 Everything here works on NumPy float64 arrays: arrays of any backend are moved to NumPy first
 (:func:`as_float64`), because LAPACK and ARPACK are called on them.
 
-Singular values are computed from the eigenvalues of the *smaller* Gram (``M M^T`` or ``M^T M``), or with Lanczos (ARPACK, ``scipy.sparse.linalg.svds``) when only
-the top k of a big matrix are needed. The Gram path squares the condition number: a singular
+Singular values are computed from the eigenvalues of the *smaller* Gram matrix (``M M^T`` or
+``M^T M``), or with Lanczos (ARPACK, ``scipy.sparse.linalg.svds``) when only the top k of a big
+matrix are needed. The Gram path squares the condition number: a singular
 value s is obtained with absolute error about ``eps * s_max^2 / s``, i.e. the small singular
 values (below ``~1e-7 s_max``) are not resolved; every measurement of twolayer looks at the top of
 the spectrum, where the Gram path is accurate to ~1e-15 relative.
