@@ -1,10 +1,27 @@
 """Quick mode of early-stage: every claim holds (XOR clusters d = 40, n = 200, N = 100,
-300 steps; GD and SGD (batch 20) x square and logistic; 1 seed)."""
+300 steps; GD and SGD (batch 20) x square and logistic; 4 seeds). The claims are orderings and
+an equality with 1/2 whose tolerance is derived from the theory (3 sem + (1/2) log 2 / log T);
+nothing was calibrated on the recipe's seeds 0-3, which the test uses; the calibration look
+used seeds 200-203 (docs/recipes/early-stage.md)."""
+
+import math
 
 import pytest
 from recipe_checks import check_quick_mode
 
+from twolayer.recipes.early_stage import logistic_ratio_prediction
+
+
+def test_logistic_ratio_prediction():
+    # 1/2 for L ~ 1/t; the finite-time term is the gap to (1/2) log(T/2) / log T
+    for steps in (300, 2000):
+        expected, finite = logistic_ratio_prediction(steps)
+        assert expected == 0.5
+        assert finite == pytest.approx(0.5 - 0.5 * math.log(steps / 2) / math.log(steps))
+
 
 @pytest.mark.slow
 def test_early_stage_quick(tmp_path):
-    check_quick_mode("early-stage", tmp_path)
+    result = check_quick_mode("early-stage", tmp_path)
+    assert {c.kind for c in result.claims} == {"ordering", "equality"}
+    assert all(c.source and c.derivation for c in result.claims)

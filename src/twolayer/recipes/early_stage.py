@@ -5,13 +5,14 @@ separable data the training loss keeps going to 0."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from twolayer import plots
-from twolayer.recipes.base import Claim, Recipe, RecipeData, claim_greater, claim_less
+from twolayer.recipes.base import Claim, Recipe, RecipeData, claim_close, claim_greater
 
 LOSS = "train.loss"
 BATCH = "train.batch_size"
@@ -34,64 +35,88 @@ def _at(tr: pd.DataFrame, fraction: float, column: str) -> float:
     return float(tr.loc[tr["step"] <= step, column].iloc[-1])
 
 
+def logistic_ratio_prediction(steps: int) -> tuple[float, float]:
+    """(prediction, finite-time term) for L(T) / L(T/2) of GD on the logistic loss on separable
+    data: L(t) ~ c / t (Soudry et al. 2018; Lyu & Li 2020) gives 1/2; the (log t) factor of Lyu
+    & Li for 2-homogeneous networks, L = Theta(1 / (t log t)), gives (1/2) log(T/2) / log T, so
+    the finite-time term is (1/2) log 2 / log T (0.061 at T = 300, 0.046 at T = 2000)."""
+    return 0.5, 0.5 * math.log(2.0) / math.log(steps)
+
+
 def claims(data: RecipeData) -> list[Claim]:
     runs = _runs(data)
-    drop, pattern, late = [], [], []
+    drop, pattern = [], []
     for _, tr in runs:
         loss = tr["train_loss"]
         drop.append((loss.iloc[0] - _at(tr, EARLY, "train_loss")) / (loss.iloc[0] - loss.iloc[-1]))
         pattern.append(_at(tr, EARLY, PAT) / tr[PAT].iloc[-1])
-        late.append((tr[PAT].iloc[-1] - _at(tr, 0.5, PAT)) / tr[PAT].iloc[-1])
+    order_source = (
+        "paper (qualitative: most of the loss decrease and of the change of the activation "
+        "patterns happens in an early phase; its constants are not specified, so the claim is "
+        "the ordering 'more than half within the first 10% of the steps')"
+    )
+    order_derivation = (
+        "no tolerance (an ordering, smallest over runs); the 10% window was chosen after 5% "
+        "failed for SGD with the square loss in a 400-step exploration (page: What does not "
+        "hold); checked on fresh seeds"
+    )
     out = [
         claim_greater(
             "loss-drops-early",
             f"fraction of the total training-loss decrease reached in the first {EARLY:.0%} "
-            "of the steps (smallest over GD/SGD x square/logistic)",
+            "of the steps, smallest over GD/SGD x square/logistic and seeds: more than half",
             float(np.min(drop)),
-            0.8,
-            "> 0.8",
+            0.5,
+            "> 1/2 (most of the decrease early)",
+            kind="ordering",
+            source=order_source,
+            derivation=order_derivation,
         ),
         claim_greater(
             "patterns-change-early",
             "fraction of the final changed (sample, neuron) activation signs already changed "
-            f"after {EARLY:.0%} of the steps (smallest over runs)",
+            f"after {EARLY:.0%} of the steps, smallest over runs: more than half",
             float(np.min(pattern)),
-            0.6,
-            "> 0.6",
-        ),
-        claim_less(
-            "patterns-settle",
-            "share of the pattern change that happens in the second half of training (largest)",
-            float(np.max(late)),
-            0.2,
-            "< 0.2",
+            0.5,
+            "> 1/2 (most of the pattern change early)",
+            kind="ordering",
+            source=order_source,
+            derivation=order_derivation,
         ),
     ]
-    logistic = [tr for row, tr in runs if row[LOSS] == "logistic"]
-    final = float(np.max([tr["train_loss"].iloc[-1] for tr in logistic]))
-    ratio = float(np.max([tr["train_loss"].iloc[-1] / _at(tr, 0.5, "train_loss")
-                          for tr in logistic]))
-    out.append(
-        claim_less(
-            "logistic-loss-to-zero",
-            "logistic loss on separable data: final training loss (largest over runs) small "
-            "and still decreasing",
-            final,
-            0.02,
-            "< 0.02",
+    steps = int(data.spec["train"]["steps"])
+    expected, finite = logistic_ratio_prediction(steps)
+    for label, batch in (("GD", False), ("SGD", True)):
+        ratios = [
+            tr["train_loss"].iloc[-1] / _at(tr, 0.5, "train_loss")
+            for row, tr in runs
+            if row[LOSS] == "logistic" and _is_sgd(row) == batch
+        ]
+        if not ratios:
+            continue
+        mean = float(np.mean(ratios))
+        sem = float(np.std(ratios, ddof=1) / np.sqrt(len(ratios))) if len(ratios) > 1 else 0.0
+        out.append(
+            claim_close(
+                f"logistic-one-over-t-{label}",
+                f"{label}, logistic loss on separable data: training loss at the last step / at "
+                f"half of the steps (mean over {len(ratios)} seeds) = 1/2, the 1/t decay",
+                mean,
+                expected,
+                atol=3 * sem + finite,
+                source="closed form: L(t) ~ 1/t for GD on separable data with the logistic "
+                "loss (Soudry et al. 2018; Lyu & Li 2020 for homogeneous networks)",
+                derivation=f"3 sem over seeds ({3 * sem:.3g}) + finite-time term "
+                f"(1/2) log 2 / log T = {finite:.3g} at T = {steps} (the log t factor of Lyu & "
+                "Li); set from the theory before the runs, checked on fresh seeds",
+            )
         )
-    )
-    out.append(
-        claim_less(
-            "logistic-still-decreasing",
-            "logistic: final training loss / loss at half of the steps (largest; ~1/2 for a "
-            "1/t decay)",
-            ratio,
-            0.8,
-            "< 0.8",
-        )
-    )
     return out
+
+
+def _is_sgd(row: pd.Series) -> bool:
+    bs = row[BATCH]
+    return not (bs is None or (isinstance(bs, float) and np.isnan(bs)))
 
 
 def figures(data: RecipeData, folder: Path) -> list[Path]:

@@ -19,7 +19,6 @@ from twolayer.recipes.base import (
     RecipeData,
     claim_close,
     claim_greater,
-    claim_less,
     claim_true,
 )
 from twolayer.theory.xor import xor_bayes_error, xor_homogeneous_linear_error
@@ -55,82 +54,124 @@ def _trajectories(data: RecipeData) -> dict[tuple[str, float, int], pd.DataFrame
     return out
 
 
+def median_relative_se(n: int) -> float:
+    """Relative standard error of the sample median of n independent max(|z_1|, |z_2|), z_k
+    standard normal: sqrt(1/4 / n) / (f(t) t), f(t) = 4 (2 Phi(t) - 1) phi(t) the density at the
+    median t (2 Phi(t) - 1 = sqrt(1/2) there)."""
+    t = MEDIAN_MAX_ABS2
+    phi = math.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
+    density = 4.0 * math.sqrt(0.5) * phi
+    return 0.5 / (density * math.sqrt(n)) / t
+
+
+# Finite-size terms, measured at the quick size on the calibration seeds 200-203 (twolayer
+# reproduce random-feature-amplification --quick --seeds 200), never on the seeds the claims are
+# checked on (docs/recipes/random-feature-amplification.md, "Calibration"): the largest
+# calibration deviation, rounded up to one significant digit. The full mode uses the same
+# terms (not calibrated apart).
+EXCESS_FINITE = 0.004  # test error above p + (1-2p) e_clean at p <= 0.2: at most 0.0033 seen
+LINEAR_FINITE = 0.0005  # linear classifier with an intercept, |err - 1/2|: 0.0005 seen
+SLOPE_FINITE = 0.008  # slope of the test error in p minus 1 - 2 e_clean: 0.0075 seen
+CALIBRATION = "calibration seeds 200-203 at the quick size (largest deviation, rounded up)"
+
+
+def _seed_stats(frame: pd.DataFrame, column: str) -> tuple[float, float, int]:
+    """Mean over seeds (each seed's runs averaged first), its standard error, number of seeds."""
+    per_seed = frame.groupby("seed")[column].mean()
+    k = len(per_seed)
+    sem = float(per_seed.std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan
+    return float(per_seed.mean()), sem, k
+
+
 def claims(data: RecipeData) -> list[Claim]:
     d = int(data.spec["teacher"]["d"])
-    err = data.over_seeds([KIND, P], "network.test_err01")
+    t = data.spec["teacher"]
+    clean = xor_bayes_error(t["mu_norm"] / t.get("noise", 1.0), 0.0)
+    done = data.done
     out: list[Claim] = []
-    excess = {
-        (kind, p): row["mean"] - reference_error(data, p, kind) for (kind, p), row in err.iterrows()
-    }
-    low = [v for (_, p), v in excess.items() if p <= P_MODERATE]
-    high = [v for (_, p), v in excess.items() if p > P_MODERATE]
-    out.append(
-        claim_less(
-            "test-error-close-to-p",
-            f"trained network, p <= {P_MODERATE:g}: test error (noisy labels) - "
-            "(p + (1-2p) e_Bayes,clean), largest over noise rates and kinds (mean over seeds)",
-            float(max(low)),
-            0.03,  # <= 0.01 seen at d = 800-1000; test-set sd ~ 0.006 at n_test 4000
-            "0 (excess over p + clean Bayes error)",
-        )
-    )
-    if high:
+    for kind in sorted(done[KIND].unique()):
+        worst, ok, parts = 0.0, True, []
+        for p in sorted(done.loc[done[KIND] == kind, P].unique()):
+            if p > P_MODERATE:
+                continue
+            mean, sem, _ = _seed_stats(done[(done[KIND] == kind) & (done[P] == p)],
+                                       "network.test_err01")
+            dev = mean - reference_error(data, p, kind)
+            tol = 3 * sem + EXCESS_FINITE
+            ok = ok and abs(dev) <= tol
+            worst = max(worst, abs(dev) / tol)
+            parts.append(f"p = {p:g}: {dev:+.4f} (tol {tol:.4f})")
         out.append(
-            claim_less(
-                "high-noise-excess",
-                f"p > {P_MODERATE:g}: the excess stays bounded but is larger at small sizes "
-                "(0.04-0.11 at the quick size d = 800, n = 100; 0.01-0.02 at d = 1000, n = 200)",
-                float(max(high)),
-                0.12,
-                "small (finite-size excess)",
+            claim_true(
+                f"test-error-close-to-p-{kind}",
+                f"trained network, {kind} flips, every p <= {P_MODERATE:g}: test error (noisy "
+                "labels, mean over seeds) = p + (1-2p) e_Bayes,clean; measured: largest "
+                "|deviation| / tolerance (" + "; ".join(parts) + ")",
+                worst,
+                ok,
+                "p + (1-2p) e_Bayes,clean (deviation / tolerance <= 1)",
+                f"3 sem over seeds + {EXCESS_FINITE:g}",
+                source="closed form: twolayer.theory.xor.xor_bayes_error(||mu||, p) from the "
+                "spec (the error of the clean Bayes rule, the limit of Frei et al.)",
+                derivation="3 standard errors over seeds (per p) + a finite-size excess term "
+                f"{EXCESS_FINITE:g} measured on the {CALIBRATION}",
             )
         )
-    lin = data.done["linear.test_err01"]
+    mean, sem, k = _seed_stats(done, "linear.test_err01")
     out.append(
         claim_close(
             "linear-at-one-half",
             "linear ridge classifier (with intercept) on the same training set: test error "
-            "(mean over every run) = 1/2 (homogeneous linear theory)",
-            float(lin.mean()),
+            f"(mean over every run, {k} seeds) = 1/2",
+            mean,
             xor_homogeneous_linear_error(),
-            atol=0.03,  # test-set and fit fluctuations ~ 0.01-0.02 per run
+            atol=3 * sem + LINEAR_FINITE,
+            source="closed form: a homogeneous linear classifier has error exactly 1/2 on XOR "
+            "(x -> -x maps each class onto itself); twolayer.theory.xor",
+            derivation=f"3 sem over seeds ({3 * sem:.3g}) + the intercept's finite-sample term "
+            f"{LINEAR_FINITE:g} measured on the {CALIBRATION}",
         )
     )
-    rand = err.xs("random", level=KIND)
-    rand = rand[np.asarray(rand.index, float) <= P_MODERATE]
-    if len(rand) >= 2:
-        ps = np.asarray(rand.index, float)
-        slope = float(np.polyfit(ps, rand["mean"].to_numpy(), 1)[0])
-        t = data.spec["teacher"]
-        clean = xor_bayes_error(t["mu_norm"] / t.get("noise", 1.0), 0.0)
+    rand = done[(done[KIND] == "random") & (done[P] <= P_MODERATE)]
+    ps = sorted(float(p) for p in rand[P].unique())
+    if len(ps) >= 2:
+        table = rand.pivot_table(index="seed", columns=P, values="network.test_err01")
+        slopes = [float(np.polyfit(ps, row.to_numpy(), 1)[0]) for _, row in table.iterrows()]
+        slope = float(np.mean(slopes))
+        sem = float(np.std(slopes, ddof=1) / math.sqrt(len(slopes)))
         out.append(
             claim_close(
                 "error-tracks-p",
-                f"slope of the test error against p <= {P_MODERATE:g} (random flips) = "
-                "1 - 2 e_clean",
+                f"slope of the test error against p in {ps} (random flips; mean over seeds of "
+                "each seed's fit) = 1 - 2 e_clean",
                 slope,
                 1.0 - 2.0 * clean,
-                atol=0.2,  # a few-point fit with per-point fluctuations ~ 0.02
+                atol=3 * sem + SLOPE_FINITE,
+                source="closed form: d/dp [p + (1-2p) e_clean] from the spec's ||mu||",
+                derivation=f"3 sem of the per-seed slopes ({3 * sem:.3g}) + finite-size term "
+                f"{SLOPE_FINITE:g} (the excess's change with p) measured on the "
+                f"{CALIBRATION}",
             )
         )
-    init_med = data.done[f"train.final_{ALIGN}.init_cos_q50"]
+    per_seed = done.groupby("seed")[f"train.final_{ALIGN}.init_cos_q50"].mean().astype(float)
+    N = int(data.spec["student"]["N"])
+    n_neurons = N * len(per_seed)  # one init per seed, shared by the sweep points
+    rel = median_relative_se(N) / math.sqrt(len(per_seed))
     out.append(
         claim_close(
             "init-weak-random-features",
             "at init the median over neurons of max_k |cos(w_i, mu_k)| = 1.05/sqrt(d) "
-            "(random features, weakly correlated; mean over runs)",
-            float(init_med.mean()),
+            f"(random features, weakly correlated; mean over {len(per_seed)} seeds of the "
+            f"median of {N} neurons)",
+            float(per_seed.mean()),
             init_median_cos(d),
-            rtol=0.25,  # sample median of N neurons x seeds: ~8% sd at quick size
-        )
-    )
-    out.append(
-        claim_true(
-            "init-none-strongly-aligned",
-            "at init no neuron has |cos(w_i, mu_k)| > 0.5",
-            float(data.done[f"train.final_{ALIGN}.init_cos_frac_above_50"].max()),
-            bool(data.done[f"train.final_{ALIGN}.init_cos_frac_above_50"].max() == 0.0),
-            "0",
+            rtol=3 * rel + 1.0 / d,
+            source="closed form: median of max(|z_1|, |z_2|) / sqrt(d), z_k standard normal "
+            "(the coordinates of a random direction along mu_1, mu_2)",
+            derivation=f"3 x the standard error of a mean of {len(per_seed)} sample medians of "
+            f"{N} neurons ({3 * rel:.3g} relative, from the density at the median; "
+            f"{n_neurons} neurons) + 1/d for the Gaussian approximation of the coordinates "
+            "(exact to O(1/d)); derived, not calibrated",
         )
     )
     trajs = _trajectories(data)
@@ -139,20 +180,14 @@ def claims(data: RecipeData) -> list[Claim]:
         claim_greater(
             "amplified",
             "GD amplifies them: the largest fraction along training of neurons with "
-            "max_k |cos(w_i, mu_k)| > 0.5 (mean over runs)",
+            "max_k |cos(w_i, mu_k)| > 0.5 (mean over runs) is more than half",
             float(np.mean(peak)),
             0.5,
-            "> 0.5 (from 0 at init)",
-        )
-    )
-    med = [tr[f"{ALIGN}.cos_q50"].max() / tr[f"{ALIGN}.cos_q50"].iloc[0] for tr in trajs.values()]
-    out.append(
-        claim_greater(
-            "median-amplification",
-            "largest median |cos| along training / median at init (smallest over runs)",
-            float(np.min(med)),
-            5.0,
-            "> 5",
+            "> 1/2 (from 0 at init)",
+            kind="ordering",
+            source="paper (qualitative: GD turns the weak random features into features "
+            "strongly correlated with the cluster means; no fraction is given at these sizes)",
+            derivation="no tolerance (an ordering: 'most neurons'); checked on fresh seeds",
         )
     )
     return out
