@@ -30,6 +30,7 @@ from twolayer.recipes.base import (
     Recipe,
     RecipeData,
     claim_close,
+    claim_greater,
     claim_less,
     claim_true,
 )
@@ -132,55 +133,101 @@ def _update_table(t: pd.DataFrame) -> dict[tuple[str, str], float]:
     }
 
 
+#: The order-j term of the second update has size C_j N^(e_j), e_j = alpha_2 - j (1/2 - alpha_1),
+#: with a constant C_j (in units of the BBP threshold) that this package does not predict for
+#: j >= 1. A grid point's count is called unambiguous when every order j >= 1 has
+#: N^|e_j| >= CONSTANT_RANGE: then C_j N^(e_j) is on the formula's side of the threshold for any
+#: C_j in [1/CONSTANT_RANGE, CONSTANT_RANGE]. The one constant measured (order 1 at (0.3, 0.3),
+#: ~1.3 x the bulk scale at N = 1000 in the exploration, i.e. C_1 ~ 0.65) is inside that range.
+CONSTANT_RANGE = 2.0
+#: Merged plain spike and its BBP location: the mean over the grid's runs of measured/predicted.
+#: Tolerance |bias| + 3 x SD / sqrt(seeds), with the bias (mean ratio - 1) and the SD of the
+#: per-seed mean ratio measured on calibration seeds 200-207 at N = 500 (quick mode). The bias is
+#: the rank-one prediction's own deviation, which grows with the step (0.98 at alpha_1 = 0, 0.91
+#: at (0.3, 0.3)) and does not vanish with N (mean ratio 0.956 / 0.978 / 0.958 at N = 500 / 1500
+#: / 3000): a systematic term of the prediction at these step sizes, stated, not a
+#: finite-size term that goes away. Full mode uses the same numbers (no calibration at N = 3000).
+STRENGTH_TOL = {"strength": {"bias": 0.044, "sd": 0.027}, "location": {"bias": 0.045, "sd": 0.025}}
+STRENGTH_DERIVATION = ("|bias| {bias:.3f} + 3 x SD {sd:.3f} of the per-seed mean / sqrt({seeds}), "
+                       "both on calibration seeds 200-207 at N = 500 (the bias is the rank-one "
+                       "prediction's systematic deviation at these steps, 0.96-0.98 at N = 500 "
+                       "to 3000)")
+
+
+def unambiguous(alpha1: float, alpha2: float, N: int, K: float = CONSTANT_RANGE) -> bool:
+    """True when 1 + floor(alpha_2 / (1/2 - alpha_1)) is unambiguous at width N: every order
+    j = 1 .. floor + 1 has |e_j| log N >= log K, e_j = alpha_2 - j (1/2 - alpha_1) (a point on
+    an interval's edge, e_j = 0, never is)."""
+    top = two_step_spike_count(alpha1, alpha2) + 1
+    e = [alpha2 - j * (0.5 - alpha1) for j in range(1, top + 1)]
+    return all(abs(x) * math.log(N) >= math.log(K) - 1e-12 for x in e)
+
+
 def claims(data: RecipeData) -> list[Claim]:
     t = _table(data)
-    d = data.spec["teacher"]["d"]
-    grid = t[t[LINK] == "tanh"]
+    N, d = data.spec["student"]["N"], data.spec["teacher"]["d"]
+    grid = t[t[LINK] == "tanh"].copy()
+    grid["clear"] = [unambiguous(a, b, N) for a, b in zip(grid["alpha1"], grid["alpha2"],
+                                                          strict=True)]
     out = []
     above = grid[grid["theta"] > 1.5 * grid["theta_c"]]
-    zero = above[above["formula"] == 0]
+    checked = above[above["clear"]]
+    points = sorted({(round(a, 3), round(b, 3)) for a, b in zip(checked["alpha1"],
+                                                                 checked["alpha2"], strict=True)})
+    wrong = checked[checked["outliers.W_count"] != 1 + checked["formula"]]
     out.append(
         claim_true(
-            "plain-step-2-spike-merges",
-            "where floor(alpha_2/(1/2 - alpha_1)) = 0 and the merged spike is above the BBP "
-            "threshold, W_2 has exactly one outlier: the plain step-2 spike shares the left "
-            "vector a with the step-1 spike (convention: count = 1 + floor)",
-            float(zero["outliers.W_count"].mean()) if len(zero) else math.nan,
-            bool(len(zero) and (zero["outliers.W_count"] == 1).all()),
-            "1 outlier",
+            "count-equals-formula",
+            "at every grid point where the count is unambiguous (every order j >= 1 of the "
+            f"second update has N^|e_j| >= {CONSTANT_RANGE:g}, e_j = alpha_2 - j (1/2 - alpha_1); "
+            f"{len(points)} of {grid[[A1, A2]].drop_duplicates().shape[0]} points at N = {N}: "
+            f"{points}) and the merged spike is above 1.5 x the BBP threshold, every run has "
+            "exactly 1 + floor(alpha_2/(1/2 - alpha_1)) outliers: number of runs that do not",
+            float(len(wrong)),
+            bool(len(checked) and len(wrong) == 0),
+            "0 runs off 1 + floor",
+            "exact",
+            source="the two-step count floor(alpha_2/(1/2 - alpha_1)) of the orders j >= 1, plus "
+            "the merged plain spike (j = 0; this recipe's convention, see the module docstring)",
+            derivation=f"no tolerance (a count); the margin N^|e_j| >= {CONSTANT_RANGE:g} assumes "
+            "the constants of the orders j >= 1 lie within a factor 2 of the BBP threshold (one "
+            "measured: 0.65); the points it leaves out are listed in docs/recipes/two-step.md",
         )
     )
-    excess = (grid["outliers.W_count"] - (1 + grid["formula"])).max()
-    out.append(
-        claim_true(
-            "count-at-most-formula",
-            "no run has more outliers than 1 + floor(alpha_2/(1/2 - alpha_1))",
-            float(excess),
-            bool(excess <= 0),
-            "<= 0 (count - 1 - floor)",
-        )
-    )
+    seeds = int(grid["seed"].nunique())
+    tol = STRENGTH_TOL["strength"]
     ratio = (grid["spectrum.dW_top"] / grid["theta"]).to_numpy()
+    atol = tol["bias"] + 3.0 * tol["sd"] / math.sqrt(seeds)
     out.append(
         claim_close(
             "merged-spike-strength",
-            "||Delta W||_op / (mu_1 ||a|| ||eta_1 u_1 + eta_2 u_2||) (mean over the grid)",
+            "||Delta W||_op = mu_1 ||a|| ||eta_1 u_1 + eta_2 u_2|| with the limits of ||u_k||^2 "
+            "and <u_1, u_2> from the spec (mean ratio over the grid's runs)",
             float(ratio.mean()),
             1.0,
-            atol=0.1,  # the rank-one approximation's remainder is O(N^-1/2) (0.04 at N = 1200)
+            atol=atol,
+            source="rank-one merge of the two plain spikes, ||u_k||^2 -> c_1^2 + E[y^2] d/n, "
+            "<u_1, u_2> -> c_1^2 (Ba et al. 2022 for one step), evaluated from the spec",
+            derivation=STRENGTH_DERIVATION.format(seeds=seeds, **tol),
         )
     )
     loc = above["outliers.W_top"] / bbp_outlier_singular_value(
-        above["spectrum.dW_top"].to_numpy(), data.spec["student"]["N"] / d
+        above["theta"].to_numpy(), N / d
     )
+    tol = STRENGTH_TOL["location"]
+    atol = tol["bias"] + 3.0 * tol["sd"] / math.sqrt(seeds)
     out.append(
-        claim_less(
+        claim_close(
             "outlier-location",
-            "top singular value of W_2 = BBP location for strength ||Delta W||_op (largest "
-            "relative error)",
-            float(np.abs(loc - 1.0).max()),
-            0.06,  # as one-step-spike: O(N^-1/2) fluctuation, 3% seen at N = 400
-            "0 (relative error)",
+            "top singular value of W_2 = BBP location of the predicted merged spike "
+            "sqrt((1 + theta^2)(c + theta^2))/theta (mean ratio over the grid's runs above "
+            "threshold)",
+            float(loc.mean()),
+            1.0,
+            atol=atol,
+            source="BBP (twolayer.theory.spiked) for the merged-spike strength predicted from "
+            "the spec (not the measured ||Delta W||_op)",
+            derivation=STRENGTH_DERIVATION.format(seeds=seeds, **tol),
         )
     )
     part2 = _update_table(t)
@@ -188,14 +235,18 @@ def claims(data: RecipeData) -> list[Claim]:
     ie2_fresh = part2[(IE2, "fresh")]
     he2_reuse = part2[(HE2, "reused")]
     out.append(
-        claim_true(
+        claim_greater(
             "reuse-learns-ie2-direction",
             "target of information exponent 2, not even (relu(z - 1) without mean and linear "
             "part), reused second batch: ||P beta||^2 on the top-3 right singular vectors of "
-            "W_2 - W_1 (mean over seeds) >= 0.1, i.e. >= 30x the random level 3/d",
+            "W_2 - W_1 (mean over seeds) above max(0.1, 30 x the random level 3/d)",
             ie2_reuse,
-            bool(ie2_reuse >= max(0.1, 30 * 3.0 / d)),
-            ">= 0.1",
+            max(0.1, 30 * 3.0 / d),
+            f"> max(0.1, 90/d) = {max(0.1, 30 * 3.0 / d):.3g}",
+            source="the paper states that a reused batch learns directions of higher information "
+            "exponent (no number for this overlap); random level 3/d",
+            derivation="bound fixed before the full run from 8 exploration seeds at N = 500 "
+            "(0.12-0.28 per seed); it is 0.18 at N = 500 (90/d binds) and 0.1 at N = 3000",
         )
     )
     out.append(
@@ -206,6 +257,11 @@ def claims(data: RecipeData) -> list[Claim]:
             ie2_fresh / ie2_reuse,
             1.0 / 3.0,
             "< 1/3 (reused is at least 3x fresh)",
+            kind="ordering",
+            source="the paper: with independent batches only information-exponent-1 directions "
+            "are learned (an ordering fresh < reused, no number)",
+            derivation="margin 1/3 fixed before the full run from 8 exploration seeds at N = 500 "
+            "(fresh 0.02-0.08, reused 0.12-0.28)",
         )
     )
     out.append(
@@ -216,6 +272,11 @@ def claims(data: RecipeData) -> list[Claim]:
             he2_reuse / ie2_reuse,
             0.5,
             "< 1/2",
+            kind="ordering",
+            source="power counting of the reused batch's order-1 term (module docstring): its "
+            "beta component is E[T(y) z], zero for an even target (an ordering, no number)",
+            derivation="margin 1/2 fixed before the full run from 8 exploration seeds at N = 500 "
+            "(He_2 reused 0.02-0.14, IE2 reused 0.12-0.28)",
         )
     )
     return out
