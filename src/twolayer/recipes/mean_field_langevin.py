@@ -17,6 +17,7 @@ with the truncation, while the *centred* objective
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.ticker
@@ -31,7 +32,6 @@ from twolayer.recipes.base import (
     RecipeData,
     claim_close,
     claim_greater,
-    claim_less,
     claim_true,
 )
 
@@ -81,6 +81,7 @@ def _per_run(data: RecipeData) -> pd.DataFrame:
                 "centred": plateau - tau * coords / 2,
                 "train_loss": float(traj["train_loss"].to_numpy(float)[quarter_mask].mean()),
                 "drift": abs(float(late.mean() - before.mean())) / (obj[0] - plateau),
+                "drift_signed": float(late.mean() - before.mean()) / (obj[0] - plateau),
             }
         )
     return pd.DataFrame(rows)
@@ -101,130 +102,148 @@ def _mean(runs: pd.DataFrame, column: str, **equal: int) -> float:
     return float(frame[column].mean())
 
 
-def _spread(runs: pd.DataFrame, column: str, **equal: int) -> float:
-    """max - min over d of the seed mean of ``column`` at one (N, n) point."""
-    frame = runs
-    for key, value in equal.items():
-        frame = frame[frame[key] == value]
-    by_d = frame.groupby("d")[column].mean()
-    return float(by_d.max() - by_d.min())
+def _sem(values: pd.Series | np.ndarray) -> float:
+    values = np.asarray(values, float)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else math.nan
+
+
+def _paired(runs: pd.DataFrame, column: str, d: int, d_ref: int,
+            points: list[tuple[int, int]]) -> pd.Series:
+    """Per seed: the mean over the (N, n) points of column(d) - column(d_ref) (same seed: the
+    same training and test inputs, truncated)."""
+    frame = runs[[(N_, n_) in points for N_, n_ in zip(runs["N"], runs["n"], strict=True)]]
+    table = frame.pivot_table(index=["seed", "N", "n"], columns="d", values=column)
+    return (table[d] - table[d_ref]).groupby(level="seed").mean()
+
+
+# Finite-size terms: the largest |mean deviation| on the calibration seeds 200-203 of the quick
+# mode (twolayer reproduce mean-field-langevin --quick --seeds 200), rounded up to one
+# significant digit; never measured on the seeds the claims are checked on
+# (docs/recipes/mean-field-langevin.md, "Calibration"). The full mode uses the same terms.
+#: |centred plateau(d) - centred plateau(d_max)|: the truncation's own effect (seen: 0.00097
+#: at d = 8, 0.000017 at d = 32)
+PLATEAU_FINITE = {8: 0.001, 32: 0.00002}
+#: |excess test MSE(d) - excess(d_max)| (seen: 0.00076, 0.00012)
+EXCESS_FINITE = {8: 0.0008, 32: 0.0002}
+#: the raw offset minus tau (d_max - d_min)/2 (seen: 0.00061)
+OFFSET_FINITE = 0.0007
+#: the signed drift of the objective over the last quarter / its total decrease (seen: 0.0013)
+DRIFT_FINITE = 0.002
+CALIBRATION = "calibration seeds 200-203 of the quick mode (largest deviation, rounded up)"
 
 
 def claims(data: RecipeData) -> list[Claim]:
     runs = _per_run(data)
     n0, N0 = _axes(runs)
-    Ns = sorted(runs.loc[runs["n"] == n0, "N"].unique())
-    ns = sorted(runs.loc[runs["N"] == N0, "n"].unique())
-    ds = sorted(runs["d"].unique())
+    Ns = sorted(int(v) for v in runs.loc[runs["n"] == n0, "N"].unique())
+    ns = sorted(int(v) for v in runs.loc[runs["N"] == N0, "n"].unique())
+    ds = sorted(int(v) for v in runs["d"].unique())
+    seeds = runs["seed"].nunique()
     out: list[Claim] = []
 
-    decrease = float(((runs["obj0"] - runs["plateau"]) / runs["loss0"]).min())
+    drift = runs["drift_signed"]
     out.append(
-        claim_greater(
-            "objective-decreases",
-            "regularised objective L + (lambda/2) E||theta||^2: decrease from initialisation to "
-            "the plateau (mean over the last quarter of the steps) as a fraction of the initial "
-            "loss L(rho_0), smallest over all runs",
-            decrease,
-            0.6,
-            "> 0.6 (L falls from ~E[y^2]/2 = 0.24 towards noise^2/2 = 0.045 + excess; the prior "
-            "coordinates stay at tau/2 each)",
-        )
-    )
-    drift = float(runs.groupby(["d", "N", "n"])["drift"].mean().max())
-    out.append(
-        claim_less(
+        claim_close(
             "plateau-reached",
-            "change of the objective over the last quarter of the steps (last eighth vs the "
-            "eighth before) / its total decrease; mean over seeds, largest over (d, N, n)",
-            drift,
-            0.03,
-            "< 0.03 (a plateau; the Langevin fluctuations of the objective at N = 4 are ~1%)",
+            "signed change of the objective over the last quarter of the steps (mean of the "
+            "last eighth - mean of the eighth before) / its total decrease, mean over all "
+            f"{len(drift)} runs: 0 (stationary)",
+            float(drift.mean()),
+            0.0,
+            atol=3 * _sem(drift) + DRIFT_FINITE,
+            source="theory: mean-field Langevin dynamics converges (exponentially) to its "
+            "stationary measure, so the late objective has no trend",
+            derivation=f"3 sem over runs ({3 * _sem(drift):.2g}) + {DRIFT_FINITE:g} (slow "
+            f"relaxation left at T = steps x dt) measured on the {CALIBRATION}",
         )
     )
 
     # equipartition: the unused coordinates each add tau/2 to the raw objective
     lo, hi = ds[0], ds[-1]
-    raw_gap = _mean(runs, "plateau", d=hi, N=N0, n=n0) - _mean(runs, "plateau", d=lo, N=N0, n=n0)
     tau = float(runs["tau"].iloc[0])
+    gap = _paired(runs, "plateau", hi, lo, [(N0, n0)])
     out.append(
         claim_close(
             "raw-plateau-offset",
-            f"raw objective plateau at d = {hi} minus at d = {lo} (N = {N0}, n = {n0}, mean over "
-            "seeds) vs the equipartition value tau (d' - d)/2 of the added prior coordinates",
-            raw_gap,
+            f"raw objective plateau at d = {hi} minus at d = {lo} (N = {N0}, n = {n0}, paired "
+            "over seeds) = tau (d' - d)/2, the equipartition value of the added prior "
+            "coordinates",
+            float(gap.mean()),
             tau * (hi - lo) / 2,
-            rtol=0.15,
-        )
-    )
-    centred = _mean(runs, "centred", N=N0, n=n0)
-    large_n = [(Nv, n0) for Nv in Ns] + [(N0, nv) for nv in ns if nv >= n0]
-    spread_plateau = max(_spread(runs, "centred", N=Nv, n=nv) for Nv, nv in large_n)
-    out.append(
-        claim_less(
-            "truncation-plateau",
-            f"centred plateau (objective - tau (d+1)/2): spread over d = {ds} (max - min of seed "
-            f"means), largest over the points with n >= {n0}, relative to its value "
-            f"{centred:.4g} at N = {N0}, n = {n0}",
-            spread_plateau / centred,
-            0.05,
-            "< 0.05 (below the 7% of the input variance that d = 8 omits; the raw plateau "
-            "changes by ~100% over these d)",
-        )
-    )
-    share = _omitted_share(data, ds[0])
-    spread_small = _spread(runs, "centred", N=N0, n=ns[0])
-    out.append(
-        claim_less(
-            "truncation-plateau-small-n",
-            f"the same at n = {ns[0]} (< d = {ds[-1]}), where the extra coordinates let the "
-            "particles fit more of the label noise: relative spread over d",
-            spread_small / _mean(runs, "centred", N=N0, n=ns[0]),
-            2 * share,
-            f"< 2 x the share {share:.3g} of the input variance that d = {ds[0]} omits",
-        )
-    )
-    top2 = Ns[-2:]
-    p_a, p_b = (_mean(runs, "centred", N=Nv, n=n0) for Nv in top2)
-    out.append(
-        claim_close(
-            "plateau-stable-in-N",
-            f"centred plateau at N = {top2[0]} vs N = {top2[1]} (n = {n0}, mean over d and "
-            "seeds): the plateau has stabilised in N",
-            p_a,
-            p_b,
-            rtol=0.05,
+            atol=3 * _sem(gap) + OFFSET_FINITE,
+            source="closed form: tau/2 per coordinate at its Gibbs prior N(0, tau/lambda) "
+            "(equipartition), tau from the spec",
+            derivation=f"3 sem of the paired differences ({3 * _sem(gap):.2g}) + "
+            f"{OFFSET_FINITE:g}, the centred plateau's own change from d = {lo} to {hi}, "
+            f"measured on the {CALIBRATION}",
         )
     )
 
-    ex_lo = runs[(runs["N"] == Ns[0]) & (runs["n"] == n0)].set_index(["d", "seed"])["excess"]
-    ex_hi = runs[(runs["N"] == Ns[-1]) & (runs["n"] == n0)].set_index(["d", "seed"])["excess"]
-    diff = (ex_lo - ex_hi).dropna()
-    n_effect_N = float(diff.mean())
-    sem = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    large_n = [(Nv, n0) for Nv in Ns] + [(N0, nv) for nv in ns if nv > n0]
+    where = f"mean over the (N, n) points with n >= {n0}: " + ", ".join(
+        f"({a}, {b})" for a, b in large_n)
+    for column, finite, what in (
+        ("centred", PLATEAU_FINITE, "centred plateau (objective - tau (d+1)/2)"),
+        ("excess", EXCESS_FINITE, "excess test MSE (test MSE - Bayes risk at d)"),
+    ):
+        for d in ds[:-1]:
+            diff = _paired(runs, column, d, ds[-1], large_n)
+            term = finite.get(int(d), max(finite.values()))
+            out.append(
+                claim_close(
+                    f"truncation-{'plateau' if column == 'centred' else 'excess'}-d{d}",
+                    f"{what} at d = {d} minus at d = {ds[-1]}, paired over seeds, {where}: 0 "
+                    "(the limit does not depend on the truncation)",
+                    float(diff.mean()),
+                    0.0,
+                    atol=3 * _sem(diff) + term,
+                    source="theory (Nishikawa et al. 2022): the regularised optimum and its "
+                    "risk have a dimension-free limit as d -> infinity (centred so that the "
+                    "prior coordinates' tau/2 each cancel)",
+                    derivation=f"3 sem over {seeds} seeds ({3 * _sem(diff):.2g}) + finite-"
+                    f"truncation term {term:g} (the input share d = {d} omits) measured on the "
+                    f"{CALIBRATION}",
+                )
+            )
+
+    def excess_at(Nv: int) -> pd.Series:
+        frame = runs[(runs["N"] == Nv) & (runs["n"] == n0)]
+        return frame.set_index(["d", "seed"])["excess"]
+
+    lo_N, mid_N, hi_N = Ns[0], Ns[-2], Ns[-1]
+    effect = (excess_at(lo_N) - excess_at(hi_N)).dropna()
     out.append(
         claim_greater(
             "test-error-decreases-with-N",
-            f"excess test MSE at N = {Ns[0]} minus at N = {Ns[-1]} (n = {n0}; mean of paired "
-            "differences over d and seeds) is positive beyond 2 standard errors",
-            n_effect_N,
-            2 * sem,
-            f"> 2 sem = {2 * sem:.3g}",
+            f"excess test MSE at N = {lo_N} minus at N = {hi_N} (n = {n0}; mean of paired "
+            "differences over d and seeds) is positive beyond 3 standard errors",
+            float(effect.mean()),
+            3 * _sem(effect),
+            f"> 3 sem = {3 * _sem(effect):.3g}",
+            kind="ordering",
+            source="theory: the N-particle system approaches the mean-field limit (propagation "
+            "of chaos), so fewer particles give a larger excess risk",
+            derivation="ordering, significant at 3 standard errors of the paired differences",
         )
     )
-    top = [_mean(runs, "excess", N=Nv, n=n0) for Nv in top2]
+    r = (1 / mid_N - 1 / hi_N) / (1 / lo_N - 1 / hi_N)
+    shape = (excess_at(mid_N) - excess_at(hi_N) - r * (excess_at(lo_N) - excess_at(hi_N))).dropna()
     out.append(
-        claim_less(
-            "test-error-stabilises-in-N",
-            f"|excess test MSE at N = {top2[0]} - at N = {top2[1]}| (n = {n0}, mean over d and "
-            f"seeds) vs half the N-effect (N = {Ns[0]} -> {Ns[-1]})",
-            abs(top[0] - top[1]),
-            0.5 * n_effect_N,
-            f"< 0.5 x N-effect {n_effect_N:.3g}",
+        claim_close(
+            "test-error-one-over-N",
+            f"excess(N = {mid_N}) - excess(N = {hi_N}) - r [excess(N = {lo_N}) - "
+            f"excess(N = {hi_N})] with r = (1/{mid_N} - 1/{hi_N}) / (1/{lo_N} - 1/{hi_N}) = "
+            f"{r:.3g} (n = {n0}; paired over d and seeds): 0 if the excess is a + c/N",
+            float(shape.mean()),
+            0.0,
+            atol=3 * _sem(shape),
+            source="theory: O(1/N) particle approximation error of mean-field Langevin "
+            "(uniform-in-time propagation of chaos), the amplitude c eliminated by the ratio r",
+            derivation="3 standard errors of the paired combination over d and seeds; no "
+            "finite-size term",
         )
     )
     excess_n = [_mean(runs, "excess", N=N0, n=nv) for nv in ns]
-    n_effect_n = excess_n[0] - excess_n[-1]
     out.append(
         claim_true(
             "test-error-decreases-with-n",
@@ -235,30 +254,10 @@ def claims(data: RecipeData) -> list[Claim]:
             bool(np.all(np.diff(excess_n) < 0)),
             "strictly decreasing in n",
             "monotone",
-        )
-    )
-    spread_N = _spread(runs, "test", N=Ns[-1], n=n0)
-    out.append(
-        claim_less(
-            "truncation-test-error-N-axis",
-            f"test MSE spread over d = {ds} (max - min of seed means) at the largest width "
-            f"N = {Ns[-1]} (n = {n0}) vs half the N-effect (excess at N = {Ns[0]} minus "
-            f"N = {Ns[-1]})",
-            spread_N,
-            0.5 * n_effect_N,
-            f"< 0.5 x N-effect {n_effect_N:.3g}",
-        )
-    )
-    spread_n = max(_spread(runs, "test", N=N0, n=nv) for nv in ns)
-    out.append(
-        claim_less(
-            "truncation-test-error-n-axis",
-            f"test MSE spread over d = {ds}, largest over n = {ns} (N = {N0}), vs the n-effect "
-            f"(excess at n = {ns[0]} minus n = {ns[-1]}): the truncation moves the test error "
-            "less than the sample size does",
-            spread_n,
-            n_effect_n,
-            f"< n-effect {n_effect_n:.3g}",
+            kind="ordering",
+            source="paper: the generalisation bound of the regularised minimiser decreases in n "
+            "(its rate is not checked at these sizes)",
+            derivation="ordering of seed means; checked on fresh seeds",
         )
     )
     return out
