@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from measure_helpers import build_context, noise_matrix, single_index
@@ -78,13 +80,30 @@ def test_gap_oracle_and_chunk_invariance() -> None:
 
 
 def test_gap_without_batches_and_classification() -> None:
-    d, N = 20, 30
+    # No training batch: train loss and gaps are NaN. The classification values are checked
+    # against an independent computation on the same test set (stream ("measure", 2)): the
+    # logistic loss log(1 + exp(-y f)) written with logaddexp and the 0-1 error sign(f) != y
+    # (sign(0) = +1), and against a closed form: with a = 0 the network is f = 0, so the 0-1
+    # error is the fraction of labels -1 and the logistic loss is log 2 exactly.
+    d, N, n_test = 20, 30, 500
     teacher = get_teacher("xor", d=d, rng=np.random.default_rng(12))
-    out = measure("generalisation_gap", build_context(teacher, noise_matrix(N, d, 13)), n_test=500)
+    ctx = build_context(teacher, noise_matrix(N, d, 13))
+    out = measure("generalisation_gap", ctx, n_test=n_test)
     assert np.isnan(out["generalisation_gap.train_loss"]) and np.isnan(
         out["generalisation_gap.gap"]
     )
-    assert 0.0 <= out["generalisation_gap.test_err01"] <= 1.0
+    assert np.isnan(out["generalisation_gap.train_err01"])
+    Xt, yt = teacher.sample(n_test, ctx.streams.generator("measure", 2))
+    f = np.asarray(ctx.student.forward(Xt), dtype=float)
+    yt = np.asarray(yt, dtype=float)
+    assert out["generalisation_gap.test_loss"] == pytest.approx(
+        float(np.mean(np.logaddexp(0.0, -yt * f))), rel=1e-12)
+    assert out["generalisation_gap.test_err01"] == float(np.mean(np.where(f >= 0, 1.0, -1.0)
+                                                                 != yt))
+    zero = build_context(teacher, noise_matrix(N, d, 13), a=np.zeros(N))
+    out0 = measure("generalisation_gap", zero, n_test=n_test)
+    assert out0["generalisation_gap.test_loss"] == pytest.approx(math.log(2.0), rel=1e-12)
+    assert out0["generalisation_gap.test_err01"] == float(np.mean(yt == -1.0))
 
 
 def test_registry_names_and_per_step_flags() -> None:

@@ -118,12 +118,44 @@ def test_path_norm_invariances() -> None:
     assert P == pytest.approx(expected, rel=1e-12)
 
 
-def test_gap_bound_arithmetic() -> None:
-    assert lipschitz_gap_bound(0.1, 1.0) == pytest.approx(0.2)
-    with_conf = lipschitz_gap_bound(0.1, 1.0, n=100, loss_bound=2.0, delta=0.05)
-    assert with_conf == pytest.approx(0.2 + 2.0 * math.sqrt(math.log(20.0) / 200.0))
-    assert relu_rademacher_bound(1.0, 3.0, 400) == pytest.approx(0.3)
-    assert set(LIPSCHITZ_CONSTANTS) == {"logistic", "hinge", "absolute"}
+def test_gap_bound_against_oracles() -> None:
+    # Independent oracles, not the formulas re-typed:
+    # (1) relu_rademacher_bound = (2P/n) sqrt(E_eps ||sum eps_i x_i||^2), the value of the
+    #     Jensen step, with the sign average by exact enumeration of 2^10 sign vectors;
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((10, 4))
+    second = float(np.mean(np.sum((_all_signs(10) @ X) ** 2, axis=1)))
+    assert relu_rademacher_bound(1.7, rms_norm(X), 10) == pytest.approx(
+        2 * 1.7 * math.sqrt(second) / 10, rel=1e-12)
+    # (2) the confidence term B sqrt(log(1/delta)/(2n)) is Hoeffding's deviation for a mean of
+    #     n variables in [0, B]: for the extreme case (values 0 or B with probability 1/2) the
+    #     exact binomial tail at that deviation is <= delta, and Hoeffding is tight within the
+    #     factor sqrt(2 log(1/delta)) / z_{1-delta} = 1.49 at delta = 0.05 (normal limit), so at
+    #     the term divided by 1.6 the exact tail already exceeds delta;
+    from scipy import stats
+
+    n, B, delta = 100, 2.0, 0.05
+    term = lipschitz_gap_bound(0.1, 1.0, n=n, loss_bound=B, delta=delta) - lipschitz_gap_bound(
+        0.1, 1.0)
+
+    def tail(t: float) -> float:  # P(mean - B/2 >= t) for mean of n values in {0, B}
+        return float(stats.binom.sf(math.ceil(n * (0.5 + t / B)) - 1, n, 0.5))
+
+    assert tail(term) <= delta
+    assert tail(term / 1.6) > delta
+    # (3) 2 L R: linear in R and in L, zero at R = 0, and L = 1 for the logistic, hinge and
+    #     absolute losses (sup of |d loss / d f|, checked numerically on a grid of f and y).
+    assert lipschitz_gap_bound(0.0, 1.0) == 0.0
+    assert lipschitz_gap_bound(0.3, 2.0) == pytest.approx(4 * lipschitz_gap_bound(0.15, 1.0))
+    f = np.linspace(-30, 30, 600001)
+    slopes = {
+        "logistic": np.abs(np.diff(np.logaddexp(0.0, -f)) / np.diff(f)).max(),
+        "hinge": np.abs(np.diff(np.maximum(0.0, 1.0 - f)) / np.diff(f)).max(),
+        "absolute": np.abs(np.diff(np.abs(f - 0.3)) / np.diff(f)).max(),
+    }
+    assert set(LIPSCHITZ_CONSTANTS) == set(slopes)
+    for name, slope in slopes.items():
+        assert LIPSCHITZ_CONSTANTS[name] == pytest.approx(slope, abs=1e-3), name
 
 
 def test_bad_input() -> None:

@@ -30,9 +30,7 @@ from twolayer.recipes.base import (
     Recipe,
     RecipeData,
     claim_close,
-    claim_greater,
     claim_less,
-    claim_true,
 )
 from twolayer.theory.generalization import (
     LIPSCHITZ_CONSTANTS,
@@ -43,18 +41,21 @@ from twolayer.theory.generalization import (
 GAP = "generalisation_gap.gap"
 BOUND = "norm_bound.bound"
 PATH = "norm_bound.path_norm"
-#: tolerance on the gap's fitted slope against the bound's -1/2: the claim is that the gap falls
-#: at least as fast as n^-1/2; 0.1 allows for the seed-to-seed scatter of the mean gap at the
-#: largest n (standard error 20-40% of the mean at the quick sizes), which moves a slope fitted
-#: over a factor 16 in n by up to ~0.1.
-SLOPE_TOL = 0.1
-#: consecutive means (n -> 2n) may rise by at most this many standard errors of the difference
-MONOTONE_Z = 2.0
-#: the d/n collapse is checked at n/d >= 10, where both d are out of the interpolating regime
-#: (train loss near 0 at d = 40, n <= 200); its tolerance 0.3 is about 3 standard errors of a
-#: ratio of two 6-seed means (each 5-15% at the quick sizes)
-MATCHED_MIN_N_OVER_D = 10.0
-COLLAPSE_RTOL = 0.3
+#: k of the tolerances: k standard errors over seeds (docs/recipes/README.md).
+K_SE = 3.0
+#: the slope is fitted over n/d >= MIN_N_OVER_D, where the asymptotic 1/n regime is predicted to
+#: set in (at d = 40, n <= 200 the network nearly interpolates: train loss < 0.02); fixed before
+#: the calibration below.
+MIN_N_OVER_D = 10.0
+#: Finite-size term of the gap slope against -1, per d: |slope + 1| of the fit to the means over
+#: 24 seeds (200-211 and 300-311, quick mode, n = 100-1600; none of them the recipe's own 0-5
+#: nor the fresh ranges 1000, 2000, 3000). Full mode (n up to 25600, further into the 1/n
+#: regime) uses the same terms.
+SLOPE_FINITE_SIZE: dict[int, float] = {
+    10: 0.044,  # 24-seed fit -0.956 (6-seed blocks -0.91, -0.99, -0.90, -1.01)
+    40: 0.171,  # 24-seed fit -0.829 (blocks -0.73, -0.89, -0.85, -0.88): n/d = 10-40 is early
+}
+CALIBRATION_SEEDS = "seeds 200-211 and 300-311 (quick mode)"
 
 
 def _table(data: RecipeData) -> pd.DataFrame:
@@ -72,12 +73,14 @@ def _stats(part: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def fit_slope(
-    n: np.ndarray, values: np.ndarray, sem: np.ndarray | None = None
+    n: np.ndarray, values: np.ndarray, sem: np.ndarray | None = None, *,
+    known_variance: bool = False,
 ) -> tuple[float, float, float]:
     """Slope, its standard error and intercept of log(values) vs log(n), over the points with
     values > 0; weighted least squares with weights (value / sem)^2 (the inverse variance of
     log(value) by the delta method) when ``sem`` is given, so a mean that is not resolved from 0
-    by its standard error counts little."""
+    by its standard error counts little. The standard error is from the residuals, or, with
+    ``known_variance``, from the seeds' standard errors alone: 1 / sqrt(sum w (x - xbar)^2)."""
     n, values = np.asarray(n, float), np.asarray(values, float)
     keep = values > 0
     x, y = np.log(n[keep]), np.log(values[keep])
@@ -94,7 +97,8 @@ def fit_slope(
     resid = (y - A @ coef) * sw
     dof = max(1, x.size - 2)
     xbar = float(np.sum(w * x) / np.sum(w))
-    se = math.sqrt(float(resid @ resid) / dof / float(np.sum(w * (x - xbar) ** 2)))
+    scale = 1.0 if known_variance else float(resid @ resid) / dof
+    se = math.sqrt(scale / float(np.sum(w * (x - xbar) ** 2)))
     return float(coef[0]), se, float(coef[1])
 
 
@@ -115,98 +119,68 @@ def fixed_radius_bound(data: RecipeData, part: pd.DataFrame, n: np.ndarray) -> n
                      for k in n])
 
 
+def gap_slope(part: pd.DataFrame) -> tuple[float, float, np.ndarray]:
+    """Weighted slope of the mean gap vs n over n/d >= MIN_N_OVER_D, its standard error from the
+    seeds' standard errors (known variance), and the n used."""
+    d = int(part["d"].iloc[0])
+    gap = _stats(part, GAP)
+    gap = gap[gap.index.to_numpy(float) / d >= MIN_N_OVER_D]
+    ns = gap.index.to_numpy(float)
+    slope, se, _ = fit_slope(ns, gap["mean"].to_numpy(), gap["sem"].to_numpy(),
+                             known_variance=True)
+    return slope, se, ns
+
+
 def claims(data: RecipeData) -> list[Claim]:
     frame = _table(data)
     out: list[Claim] = []
-    dims = sorted(frame["d"].unique())
-    means: dict[int, pd.Series] = {}
-    for d in dims:
+    rademacher = (
+        "path-norm Rademacher bound E gap <= 4 L P rms(x) / sqrt(n) (Neyshabur, Tomioka & "
+        "Srebro 2015; Golowich, Rakhlin & Shamir 2018; Bartlett & Mendelson 2002), "
+        "twolayer.theory.generalization"
+    )
+    for d in sorted(frame["d"].unique()):
         part = frame[frame["d"] == d]
         gap = _stats(part, GAP)
-        means[d] = gap["mean"]
         ns = gap.index.to_numpy(float)
-        rise = (gap["mean"].diff() / np.sqrt(gap["sem"] ** 2 + gap["sem"].shift() ** 2)).iloc[1:]
-        out.append(claim_less(
-            f"gap-decreases-d{d}",
-            f"d = {d}: the mean gap (over {int(gap['count'].min())} seeds) decreases from "
-            f"{gap['mean'].iloc[0]:.3g} at n = {int(ns[0])} to {gap['mean'].iloc[-1]:.2g} at "
-            f"n = {int(ns[-1])}; measured: the largest rise from n to 2n, in standard errors of "
-            "the difference",
-            float(rise.max()), MONOTONE_Z,
-            f"no significant rise (< {MONOTONE_Z:g} SE; negative = every step falls)",
-        ))
         out.append(claim_less(
             f"below-bound-d{d}",
             f"d = {d}: every run's gap is below its own path-norm bound 4 L P rms / sqrt(n) "
             f"(bound from {part[BOUND].min():.3g} to {part[BOUND].max():.3g}); measured: the "
             "largest gap / bound over runs",
             float(part["ratio"].max()), 1.0, "< 1 (the bound is an upper bound)",
+            source=rademacher + ", at the run's own path norm and training inputs",
+            derivation="an upper bound: no tolerance; its slack is reported (the bound is "
+            "vacuous-sized at these n, so the claim is weak; the measurement and the bound's "
+            "arithmetic are checked against independent oracles in tests/measure)",
         ))
         fixed = fixed_radius_bound(data, part, ns)
-        out.append(claim_true(
+        worst = float((gap["mean"].to_numpy() / fixed).max())
+        out.append(claim_less(
             f"below-fixed-bound-d{d}",
             f"d = {d}: the mean gap is below the fixed-radius bound (P_max = "
             f"{part[PATH].max():.3g}, rms = sqrt(E||x||^2) = {_input_rms(data, d):.3g}) at "
             "every n; measured: the largest mean gap / bound over n",
-            float((gap["mean"].to_numpy() / fixed).max()),
-            bool(np.all(gap["mean"].to_numpy() < fixed)), "< 1 at every n", "none",
+            worst, 1.0, "< 1 at every n",
+            source=rademacher + ", at the largest path norm of the runs of this d and "
+            "rms = sqrt(d noise^2 + ||mu||^2) from the spec",
+            derivation="an upper bound: no tolerance; its slack is reported",
         ))
-        b_slope, _, _ = fit_slope(ns, fixed)
+        slope, se, used = gap_slope(part)
+        fs = SLOPE_FINITE_SIZE[int(d)]
         out.append(claim_close(
-            f"fixed-bound-slope-d{d}",
-            f"d = {d}: fitted log-log slope of the fixed-radius bound vs n (-1/2 by "
-            "construction: P_max and rms do not depend on n)",
-            b_slope, -0.5, atol=1e-9,
-        ))
-        bound = _stats(part, BOUND)
-        pb_slope, _, _ = fit_slope(ns, bound["mean"].to_numpy())
-        p_slope, _, _ = fit_slope(ns, _stats(part, PATH)["mean"].to_numpy())
-        out.append(claim_less(
-            f"run-bound-slope-d{d}",
-            f"d = {d}: fitted slope of the mean per-run bound vs n = -1/2 + the slope of the "
-            f"trained path norm (measured {p_slope:+.2f}); the path norm does not grow with n, "
-            "so the data-dependent bound falls at least like n^-1/2",
-            pb_slope, -0.5 + 0.05, "-1/2 + path-norm slope (<= -1/2 + 0.05)",
-        ))
-        slope, se, _ = fit_slope(ns, gap["mean"].to_numpy(), gap["sem"].to_numpy())
-        out.append(claim_less(
             f"gap-slope-d{d}",
-            f"d = {d}: fitted log-log slope of the mean gap vs n (weights (mean/sem)^2, standard "
-            f"error {se:.2f}) is at most the bound's -1/2: the realised gap falls at least as "
-            "fast as the bound",
-            slope, -0.5 + SLOPE_TOL, f"<= -1/2 + {SLOPE_TOL:g}",
+            f"d = {d}: fitted log-log slope of the mean gap vs n over n/d >= {MIN_N_OVER_D:g} "
+            f"(n = {int(used[0])}-{int(used[-1])}; weights (mean/SE)^2, standard error "
+            f"{se:.3f}) = -1, the parametric rate (the bound's rate is -1/2)",
+            slope, -1.0, atol=K_SE * se + fs,
+            source="classical asymptotics of a regular M-estimator: E gap = tr(J^-1 K) / n "
+            "+ o(1/n) (Takeuchi 1976; Murata, Yoshizawa & Amari 1994), i.e. slope -1; the "
+            "prediction was chosen after earlier runs had shown a slope near -1 (see the page)",
+            derivation=f"{K_SE:g} x the fit's standard error from the seeds' standard errors "
+            f"({K_SE * se:.3f}) + finite-size term {fs:.3f} (|slope + 1| of the 24-seed fit); "
+            f"calibrated on {CALIBRATION_SEEDS}",
         ))
-    if len(dims) >= 2:
-        lo, hi = dims[0], dims[-1]
-        ratio = (means[hi] / means[lo]).dropna()
-        out.append(claim_greater(
-            "gap-grows-with-d",
-            f"the realised gap depends on d (the bound's d-independence is about norms): mean gap "
-            f"at d = {hi} over mean gap at d = {lo}, smallest over n (ratios "
-            + ", ".join(f"{r:.2g}" for r in ratio) + ")",
-            float(ratio.min()), 1.0, "> 1 at every n",
-        ))
-        k = hi / lo
-        sems = {d: _stats(frame[frame["d"] == d], GAP)["sem"] for d in (lo, hi)}
-        pairs = []
-        for n_lo in means[lo].index:
-            n_hi = round(n_lo * k)
-            if n_lo / lo < MATCHED_MIN_N_OVER_D or n_hi not in means[hi].index:
-                continue
-            g_lo, g_hi = means[lo][n_lo], means[hi][n_hi]
-            if g_lo > 2 * sems[lo][n_lo] and g_hi > 2 * sems[hi][n_hi]:
-                pairs.append((n_lo / lo, g_hi / g_lo))
-        if pairs:
-            geo = float(np.exp(np.mean(np.log([r for _, r in pairs]))))
-            out.append(claim_close(
-                "gap-scales-like-d-over-n",
-                f"as measured, gap ~ c(n/d) d / n: at matched n/d >= {MATCHED_MIN_N_OVER_D:g} "
-                f"the gap at d = {hi} is {k:g} times the gap at d = {lo}, i.e. n gap / d agrees; "
-                "measured: geometric mean over matched n/d of gap(d_hi, k n) / gap(d_lo, n) "
-                "(n/d: ratio " + ", ".join(f"{m:g}: {r:.2f}" for m, r in pairs)
-                + "; only means resolved from 0 by 2 SE)",
-                geo, 1.0, rtol=COLLAPSE_RTOL,
-            ))
     return out
 
 
