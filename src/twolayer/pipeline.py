@@ -30,7 +30,6 @@ from twolayer.config import (
 )
 from twolayer.losses import get_loss
 from twolayer.measure import MeasureContext, chunked_errors, dataset_errors, measure
-from twolayer.measure.errors import error_sums
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import SAMPLE_BLOCK, SampleLabels, Teacher, TeacherStack, sample_blocks
 from twolayer.threads import with_run_threads
@@ -648,25 +647,9 @@ def _test_errors(
             predictors, teacher, streams, ev.n_test, chunk=ev.chunk, backend=backend
         )
     X, y = test_set
-    classification = teacher.task == "classification"
-    if whole:
-        return dataset_errors(predictors, X, y, classification)
-    n = X.shape[-2]
-    totals: dict[str, dict[str, np.ndarray]] = {}
-    for start in range(0, n, ev.chunk):
-        # a new view per chunk: the features memo computes each chunk's features once
-        X_c, y_c = X[..., start : start + ev.chunk, :], y[..., start : start + ev.chunk]
-        for name, predict in predictors.items():
-            sums = error_sums(to_numpy(predict(X_c)), y_c, classification)
-            acc = totals.setdefault(
-                name, {k: np.zeros_like(v, dtype=float) for k, v in sums.items()}
-            )
-            for k, v in sums.items():
-                acc[k] += v
-    return {
-        name: {("mse" if k == "sq" else k): v / n for k, v in acc.items()}
-        for name, acc in totals.items()
-    }
+    # chunk by chunk, each chunk a new view: the features memo computes its features once
+    return dataset_errors(predictors, X, y, teacher.task == "classification",
+                          None if whole else ev.chunk)
 
 
 def evaluate_student(

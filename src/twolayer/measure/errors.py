@@ -76,13 +76,26 @@ def chunked_errors(
         # samples lie along axis -2 of X and -1 of y (axis 0 unless stacked)
         X = backend.asarray(np.concatenate([p[0] for p in parts], axis=-2))
         y_np = np.concatenate([p[1] for p in parts], axis=-1)
-        for name, predict in predictors.items():
-            sums = error_sums(to_numpy(predict(X)), y_np, classification)
-            acc = totals.setdefault(
-                name, {k: np.zeros_like(v, dtype=float) for k, v in sums.items()}
-            )
-            for k, v in sums.items():
-                acc[k] += v
+        _add_sums(totals, predictors, X, y_np, classification)
+    return _means(totals, n)
+
+
+def _add_sums(
+    totals: dict[str, dict[str, np.ndarray]],
+    predictors: dict[str, Predictor],
+    X: Any,
+    y_np: np.ndarray,
+    classification: bool,
+) -> None:
+    """Add each predictor's error sums on (X, y) to ``totals``."""
+    for name, predict in predictors.items():
+        sums = error_sums(to_numpy(predict(X)), y_np, classification)
+        acc = totals.setdefault(name, {k: np.zeros_like(v, dtype=float) for k, v in sums.items()})
+        for k, v in sums.items():
+            acc[k] += v
+
+
+def _means(totals: dict[str, dict[str, np.ndarray]], n: int) -> dict[str, dict[str, np.ndarray]]:
     return {
         name: {("mse" if k == "sq" else k): v / n for k, v in acc.items()}
         for name, acc in totals.items()
@@ -90,14 +103,21 @@ def chunked_errors(
 
 
 def dataset_errors(
-    predictors: dict[str, Predictor], X: Any, y: Any, classification: bool
+    predictors: dict[str, Predictor],
+    X: Any,
+    y: Any,
+    classification: bool,
+    chunk: int | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Mean errors on a given (training) set; same layout as :func:`chunked_errors` (a stacked
-    X of shape (S, n, d) with y of shape (S, n) gives arrays of shape (S, L))."""
+    """Mean errors on a given set (a training set, or a held test set); same layout as
+    :func:`chunked_errors` (a stacked X of shape (S, n, d) with y of shape (S, n) gives arrays of
+    shape (S, L)). With ``chunk``, the predictors see ``chunk`` samples at a time (a new view of
+    X each: memory O(chunk x N) for the features), else the whole set at once."""
     n = X.shape[-2]
     y_np = to_numpy(y)
-    out = {}
-    for name, predict in predictors.items():
-        sums = error_sums(to_numpy(predict(X)), y_np, classification)
-        out[name] = {("mse" if k == "sq" else k): v / n for k, v in sums.items()}
-    return out
+    step = max(1, n if chunk is None else int(chunk))
+    totals: dict[str, dict[str, np.ndarray]] = {}
+    for start in range(0, max(n, 1), step):
+        _add_sums(totals, predictors, X[..., start : start + step, :],
+                  y_np[..., start : start + step], classification)
+    return _means(totals, n)
