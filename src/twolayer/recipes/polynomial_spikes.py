@@ -25,7 +25,7 @@ from twolayer.recipes.base import (
     Claim,
     Recipe,
     RecipeData,
-    claim_greater,
+    claim_close,
     claim_less,
     claim_true,
 )
@@ -173,8 +173,67 @@ def spike_table(data: RecipeData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Calibration, measured on seeds 200-207 at the quick sizes (n = 400; disjoint from the seeds
+#: the claims are checked on): (bias, SD) of (i) ``size``: the per-seed mean of (spike singular
+#: value) / (power counting for the measured step) over the spikes well clear of the bulk; (ii)
+#: ``size_spec``: per spike of degree k, singular value / power counting from the spec alone
+#: (the count's margin is |bias| + 3 SD of it; it carries the batch's ||u||^k fluctuation).
+#: Full mode (n = 1000): the SDs scaled by sqrt(400/1000) (the batch fluctuation of ||u||^2
+#: ~ n^-1/2), not measured at n = 1000.
+CALIBRATION = {
+    "quick": {"size": (0.001, 0.030),
+              "size_spec": {1: (0.006, 0.090), 2: (0.026, 0.137)},
+              "seeds": "200-207 (8 seeds, n = 400)"},
+    "full": {"size": (0.001, 0.019),
+             "size_spec": {1: (0.006, 0.057), 2: (0.026, 0.087)},
+             "seeds": "200-207 at n = 400, SDs scaled by sqrt(400/1000)"},
+}
+
+
+def count_margin(data: RecipeData) -> dict[int, float]:
+    """Relative margin of the degree-k spike size around the outlier threshold within which the
+    count is ambiguous: |bias| + 3 per-run SD of the spec-only power counting (calibrated)."""
+    cal = CALIBRATION["quick" if data.quick else "full"]["size_spec"]
+    return {k: abs(b) + 3.0 * sd for k, (b, sd) in cal.items()}
+
+
+def count_points(data: RecipeData, table: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point (c, alpha): the limit's count, the spike sizes predicted from the
+    spec for degrees 1 and 2 against the mean outlier threshold, and ``status``: "clear" where
+    every degree is on the limit's side of the threshold by the margin, "delayed" where the limit
+    counts a spike whose predicted size is below the threshold (finite-n delay), "edge" where a
+    predicted size is within the margin. Degrees >= 3 (4 is the next with E sigma^(k) != 0) are
+    far below the threshold at these sizes and counted only through the limit."""
+    k = _setting(data)
+    margin = count_margin(data)
+    rows = []
+    for (c, alpha), group in table.groupby(["c", "alpha"]):
+        eta = float(group["eta"].iloc[0])
+        pred = polynomial_spike_strengths(eta, [1, 2], k["act"], N=k["N"], n=k["n"], d=k["d"],
+                                          y2=k["y2"], c1=k["c1"], a_scale=k["a_scale"])[0]
+        thr = float(group["threshold"].mean())
+        limit = theory_degrees(alpha, k["act"], k["K"])
+        status = "clear"
+        for j, degree in enumerate((1, 2)):
+            ratio = pred[j] / thr
+            if abs(ratio - 1.0) < margin[degree]:
+                status = "edge"
+                break
+            if (degree in limit) != (ratio > 1.0):
+                status = "delayed" if degree in limit else "early"
+                break
+        if status == "clear" and any(d > 2 for d in limit):
+            status = "delayed"  # a degree-4 spike of the limit is far inside the bulk here
+        rows.append({"c": c, "alpha": alpha, "eta": eta, "limit": len(limit),
+                     "size1/threshold": pred[0] / thr, "size2/threshold": pred[1] / thr,
+                     "status": status, "counts": list(group["count"])})
+    return pd.DataFrame(rows)
+
+
 def claims(data: RecipeData) -> list[Claim]:
     table = spike_table(data)
+    mode = "quick" if data.quick else "full"
+    cal = CALIBRATION[mode]
     mean = table.groupby(["c", "alpha"])["count"].mean().unstack("alpha")  # rows c, cols alpha
     cs, alphas = list(mean.index), list(mean.columns)
     out = []
@@ -187,6 +246,10 @@ def claims(data: RecipeData) -> list[Claim]:
             float(steps.min()),
             bool(steps.min() >= 0 and np.all(mean[alphas[-1]] > mean[alphas[0]])),
             "non-decreasing in alpha",
+            kind="ordering",
+            source="Moniri et al.: the count (degrees k with (k-1)/(2k) < alpha) is "
+            "non-decreasing in alpha",
+            derivation="no tolerance (counts)",
         )
     )
     steps_c = np.diff(mean.to_numpy(), axis=0)
@@ -198,34 +261,42 @@ def claims(data: RecipeData) -> list[Claim]:
             float(steps_c.min()),
             bool(steps_c.min() >= 0 and steps_c.max() > 0),
             "non-decreasing in c",
+            kind="ordering",
+            source="power counting: the degree-k spike grows like eta^k = (c n^alpha)^k",
+            derivation="no tolerance (counts)",
         )
     )
-    c1_runs = table[table["c"] == cs[0]]
-    excess = (c1_runs["count"] - c1_runs["theory"]).max()
+    points = count_points(data, table)
+    clear = points[points["status"] == "clear"]
+    wrong = [(r["c"], r["alpha"]) for _, r in clear.iterrows()
+             if any(x != r["limit"] for x in r["counts"])]
+    listed = ", ".join(f"({c:g}, {a:g})" for c, a in zip(clear["c"], clear["alpha"],
+                                                         strict=True))
+    margin = count_margin(data)
     out.append(
         claim_true(
-            "count-at-most-theory",
-            f"with c = {cs[0]:g} no run has more spikes than the limit's count (degrees k <= "
-            f"K with E sigma^(k) != 0 and (k-1)/(2k) < alpha): finite n only delays spikes",
-            float(excess),
-            bool(excess <= 0),
-            "<= 0 (count - theory)",
+            "count-equals-limit",
+            "at the grid points (c, alpha) where the count is unambiguous (the power-counting "
+            "size of the degree-1 and degree-2 spikes, from the spec, is on the limit's side of "
+            f"the outlier threshold by more than the margin {margin[1]:.2f} / {margin[2]:.2f} "
+            f"(relative); {len(clear)} of {len(points)} points: {listed}), every run has exactly "
+            "the limit's number of spikes: number of points where a run does not",
+            float(len(wrong)),
+            bool(len(clear) and not wrong),
+            "0 points off the limit",
+            "exact",
+            source="Moniri et al.: one spike per degree k with (k-1)/(2k) < alpha and "
+            "E sigma^(k) != 0 (twolayer.theory.moniri_spike_degrees)",
+            derivation="margin = |bias| + 3 per-run SD of the spec-only spike size (calibration "
+            f"seeds {cal['seeds']}); the points left out are listed in the page with the reason",
         )
     )
-    inside = [a for a in alphas if 0.05 <= a <= 0.2]
-    first = c1_runs[c1_runs["alpha"].isin(inside) & (c1_runs["eta"] >= 3.0)]
-    out.append(
-        claim_true(
-            "count-first-interval",
-            f"inside the first interval away from its edges (alpha in {inside}, c = {cs[0]:g}, "
-            "eta >= 3 so that the first spike clears the bulk) every run has exactly the "
-            "limit's single spike",
-            float(first["count"].mean()) if len(first) else math.nan,
-            bool(len(first) and (first["count"] == 1).all() and (first["theory"] == 1).all()),
-            "1 spike",
-        )
-    )
+    # The step's own size against its limit (||Delta W||_op = eta mu_1 a_scale ||u||) is not a
+    # claim: one batch of this heavy-tailed target (y = h_1 + h_2) moves ||u|| by 9% (SD) and
+    # by 39% on fresh seed 1000 (docs/recipes/polynomial-spikes.md); the limit of ||u|| is
+    # checked against drawn batches in tests/recipes/test_recipe_polynomial_spikes.py.
     k = _setting(data)
+    seeds = int(table["seed"].nunique())
     pred = polynomial_spike_strengths(
         table["eta"].to_numpy(),
         [1, 2],
@@ -238,44 +309,35 @@ def claims(data: RecipeData) -> list[Claim]:
         a_scale=k["a_scale"],
         step_norm=table["step_norm"].to_numpy(),
     )
-    rel = [
-        abs(row["sv"][j] / pred[i, j] - 1.0)
+    ratios = [
+        row["sv"][j] / pred[i, j]
         for i, (_, row) in enumerate(table.iterrows())
         for j in range(2)
         if row["spikes"][j] and row["sv"][j] > 1.5 * row["threshold"]
     ]
+    bias, sd = cal["size"]
     out.append(
-        claim_less(
+        claim_close(
             "spike-size-power-counting",
             "spikes of degree 1 and 2 well clear of the bulk (> 1.5 x threshold) sit at the "
-            "power-counting size sqrt(N E_a c_k(s)^2) ~ eta^k N^((1-k)/2), with the step's "
-            "measured ||Delta W||_op (largest relative error)",
-            float(max(rel)) if rel else math.nan,
-            0.1,  # the bulk pushes an outlier out by ~ v/s (BBP): 2-4% seen at n = 400
-            "0 (relative error)",
+            "power-counting size sqrt(N E_a c_k(s)^2) ~ eta^k N^((1-k)/2) for the step's "
+            f"||Delta W||_op (mean ratio over the {len(ratios)} spikes)",
+            float(np.mean(ratios)) if ratios else math.nan,
+            1.0,
+            atol=abs(bias) + 3.0 * sd / math.sqrt(seeds),
+            source="Gaussian integration of sigma(<w, x> + s_i t) (polynomial_spike_strengths), "
+            "given the step's size (whose prediction step-size checks)",
+            derivation=f"|bias| {abs(bias):.3f} + 3 x SD {sd:.3f} of the per-seed mean / "
+            f"sqrt({seeds} seeds), calibration seeds {cal['seeds']}",
         )
     )
-    # alignment of the j-th spike with span{h_0(t), ..., h_j(t)}
-    proj, dominant_ok = [], []
+    dominant_ok = []
     for _, row in table.iterrows():
         for j in np.flatnonzero(row["spikes"]):
             degree = j + 1
             if degree > 2:  # the third degree with a non-zero coefficient of softplus is 4
                 continue
-            w = row["weights"][j]
-            proj.append(math.sqrt(w[: degree + 1].sum()))
-            dominant_ok.append(int(np.argmax(w)) == degree)
-    proj_arr = np.asarray(proj)
-    out.append(
-        claim_greater(
-            "spike-in-polynomial-span",
-            "the j-th spike's left singular vector (j = 1, 2) lies in span{1, t, ..., t^j}, "
-            "t = <x, beta_hat>: projection norm (smallest over spikes; mean in the doc)",
-            float(proj_arr.min()) if proj_arr.size else math.nan,
-            0.6,  # spikes just past the edge mix with the bulk (BBP): 0.7 seen at n = 400
-            "near 1",
-        )
-    )
+            dominant_ok.append(int(np.argmax(row["weights"][j])) == degree)
     out.append(
         claim_true(
             "spike-degree",
@@ -283,6 +345,9 @@ def claims(data: RecipeData) -> list[Claim]:
             float(np.mean(dominant_ok)) if dominant_ok else math.nan,
             bool(dominant_ok and all(dominant_ok)),
             "all",
+            source="Moniri et al.: the k-th spike's left singular vector aligns with "
+            "He_k(<x, beta_hat>)",
+            derivation="no tolerance (the largest of the 5 Hermite weights)",
         )
     )
     spiked = table[table["count"] >= 1]
@@ -295,6 +360,10 @@ def claims(data: RecipeData) -> list[Claim]:
             worst,
             0.0,
             "< 0",
+            kind="ordering",
+            source="Moniri et al.: the spikes carry polynomial features of the learned direction, "
+            "which random features lack (an ordering; no number at these sizes)",
+            derivation="no tolerance (sign)",
         )
     )
     c_err = table[table["c"] == cs[0]].groupby("alpha")["mse"].mean()
@@ -306,6 +375,10 @@ def claims(data: RecipeData) -> list[Claim]:
             float(c_err.iloc[-1]),
             float(c_err.iloc[0]),
             f"MSE at alpha = {alphas[0]:g}: {float(c_err.iloc[0]):.4g}",
+            kind="ordering",
+            source="Moniri et al.: larger steps give larger (and more) spikes and lower error "
+            "(an ordering)",
+            derivation="no tolerance (sign)",
         )
     )
     return out
