@@ -39,11 +39,34 @@ from twolayer.train.steps import GiantStep
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and inf are refused in every float field: a run that starts from one stores NaNs as
+    # results ("teacher.noise: .nan" gave a done run with a NaN Bayes risk)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The path (within ``value``) of its first NaN or infinite float, or None."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return where or "value"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _non_finite(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _non_finite(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def check_options(kind: str, name: str, fn: Any, options: dict[str, Any], skip: tuple = ()) -> None:
-    """Raise ValueError naming any option that ``fn`` does not accept (with a did-you-mean)."""
+    """Raise ValueError naming any option that ``fn`` does not accept (with a did-you-mean), or
+    any option holding NaN or infinity."""
+    bad = _non_finite(options)
+    if bad:
+        raise ValueError(f"{kind} {name!r}: option {bad} is not a finite number")
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
@@ -61,7 +84,7 @@ def check_options(kind: str, name: str, fn: Any, options: dict[str, Any], skip: 
 class ActivationConfig(_Model):
     """An activation by name with its options; a plain string is accepted (``"relu"``)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     name: str = Field("relu", description="registered activation name")
     scale: float = Field(1.0, description="input map sigma(scale * z + shift): the scale")
     shift: float = Field(0.0, description="input map sigma(scale * z + shift): the shift")
@@ -101,7 +124,7 @@ class ActivationConfig(_Model):
 class TeacherConfig(_Model):
     """The data model: ``name`` (registered teacher), ``d`` and the teacher's own options."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     name: str = Field(description="registered teacher: " + ", ".join(TEACHERS.names()))
     d: PositiveInt = Field(description="input dimension")
 
@@ -411,7 +434,7 @@ class EvaluateConfig(_Model):
 class MeasureItem(_Model):
     """A measurement by name with options; a plain string is accepted."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     name: str = Field(description="registered measurement")
 
     @model_validator(mode="before")

@@ -42,6 +42,7 @@ from twolayer.train.readout import (
     ridge_path,
     solve_shifted,
 )
+from twolayer.train.schedule import DivergenceError
 from twolayer.train.spiked import spiked_features
 from twolayer.train.steps import TrainResult, giant_steps
 
@@ -854,6 +855,12 @@ def record_run(
     if evaluation.readout is not None:
         result.readout_coef = to_numpy(evaluation.readout["coef"])
     lambdas = evaluation.lambdas
+    for name, errs in evaluation.test.items():
+        if not all(np.all(np.isfinite(v)) for v in errs.values()):
+            # the trained parameters overflow float64 arithmetic (a huge step): a diverged run,
+            # not a done one with NaN results
+            steps = [row.get("step", 0) for row in trained.trajectory]
+            raise DivergenceError(int(steps[-1]) if steps else 0, f"{name} test error")
     classification = teacher.task == "classification"
     bayes = teacher.bayes_risk
     for name, errs in evaluation.test.items():

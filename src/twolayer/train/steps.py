@@ -140,7 +140,9 @@ def giant_steps(
             student = student.replace(**changes)
             finite: Any = True
             for v in changes.values():
-                finite = finite & np.isfinite(_member_sums(v, stacked))
+                # the squared norm: a parameter too large to square in float64 (|w| > 1e154)
+                # has left the arithmetic every later stage needs (features, Gram matrices)
+                finite = finite & np.isfinite(_member_sums(v * v, stacked))
             check(k, finite, "parameters")
             trajectory.append({"step": k, "loss": value, "eta": eta, "update_norm_W": update_norm})
     info: dict[str, Any] = {"fresh_batches": fresh}
