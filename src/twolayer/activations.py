@@ -456,6 +456,21 @@ def _hermite_poly(coefficients: Sequence[float] = (0.0, 1.0)) -> Activation:
     return Activation(f"hermite_poly({','.join(f'{v:g}' for v in c)})", fn, der)
 
 
+def activation_from(spec: Any) -> Activation:
+    """An activation given in any form a spec accepts: a name (``"relu"``), a mapping
+    ``{name: ..., options}`` (``{name: hermite_poly, coefficients: [...]}``) or an Activation."""
+    if isinstance(spec, Activation | str):
+        return get_activation(spec)
+    if isinstance(spec, dict):
+        options = dict(spec)
+        try:
+            name = options.pop("name")
+        except KeyError:
+            raise ValueError(f"an activation mapping needs a 'name' key, got {spec}") from None
+        return get_activation(name, **options)
+    raise ValueError(f"an activation is a name, a mapping or an Activation, got {spec!r}")
+
+
 def get_activation(
     name: str | Activation,
     *,

@@ -172,3 +172,23 @@ def test_prediction_for_gaussian_rows_equals_the_one_with_explicit_per_row_const
                                  c1=cg.mu1, target_norm2=cg.norm2, noise_var=0.1)
     auto = rf_ridge_prediction_for(W, beta, n, 1e-2, act, link, noise_var=0.1)
     assert auto.test_error == pytest.approx(direct.test_error, rel=1e-9)
+
+
+def test_prediction_takes_every_form_a_spec_accepts():
+    """A link as a mapping (as specs write it) gives the prediction of the same link by name."""
+    from twolayer.activations import get_activation
+    from twolayer.theory.ridge import rf_ridge_prediction_for
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((30, 20)) / np.sqrt(20)
+    beta = rng.standard_normal(20)
+    beta /= np.linalg.norm(beta)
+    by_name = rf_ridge_prediction_for(W, beta, 40, 0.1, "relu", "tanh")
+    mapping = rf_ridge_prediction_for(W, beta, 40, 0.1, {"name": "relu"}, {"name": "tanh"})
+    poly = {"name": "hermite_poly", "coefficients": [0.0, 1.0, 0.5]}
+    as_mapping = rf_ridge_prediction_for(W, beta, 40, 0.1, "relu", poly)
+    as_object = rf_ridge_prediction_for(
+        W, beta, 40, 0.1, "relu", get_activation("hermite_poly", coefficients=[0.0, 1.0, 0.5])
+    )
+    assert mapping.test_error == by_name.test_error
+    assert as_mapping.test_error == as_object.test_error

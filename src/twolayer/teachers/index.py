@@ -11,6 +11,7 @@ import numpy as np
 
 from twolayer.activations import (
     Activation,
+    activation_from,
     gaussian_expectation,
     get_activation,
     hermite_coefficients,
@@ -24,15 +25,8 @@ def as_activation(link: Any) -> Activation:
     """A link given as a name, a {name: ..., options} dict, an Activation or a callable."""
     if isinstance(link, Activation):
         return link
-    if isinstance(link, str):
-        return get_activation(link)
-    if isinstance(link, dict):
-        options = dict(link)
-        try:
-            name = options.pop("name")
-        except KeyError:
-            raise ValueError(f"link dict needs a 'name' key, got {link}") from None
-        return get_activation(name, **options)
+    if isinstance(link, str | dict):
+        return activation_from(link)
     if callable(link):
         return Activation(getattr(link, "__name__", "callable"), link, _no_derivative)
     raise ValueError(f"link must be a name, a dict, an Activation or a callable, got {link!r}")

@@ -243,10 +243,11 @@ def mei_montanari_risk_for(
     signal_nonlinear: float = 0.0,
     noise_var: float = 0.0,
 ) -> MMRisk:
-    """:func:`mei_montanari_risk` (ridgeless form when lam == 0) for a registered activation."""
-    from twolayer.activations import get_activation
+    """:func:`mei_montanari_risk` (ridgeless form when lam == 0) for an activation given in any
+    form a spec accepts (name, mapping or Activation)."""
+    from twolayer.activations import activation_from
 
-    c = get_activation(activation).constants
+    c = activation_from(activation).constants
     kwargs = dict(mu1=c.mu1, mu_star=c.mu_star, signal_linear=signal_linear,
                   signal_nonlinear=signal_nonlinear, noise_var=noise_var)
     if lam == 0:

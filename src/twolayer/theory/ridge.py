@@ -438,16 +438,18 @@ def rf_ridge_prediction_for(
 ) -> RFRidgePrediction | list[RFRidgePrediction]:
     """:func:`rf_ridge_prediction` with constants computed from registered activations.
 
-    ``activation`` and ``link`` are names (``"relu"``) or :class:`twolayer.activations.Activation`
-    objects; their constants come from :mod:`twolayer.activations` (quadrature). W may have rows
+    ``activation`` and ``link`` are given in any form a spec accepts: names (``"relu"``),
+    mappings (``{name: hermite_poly, coefficients: [...]}``) or
+    :class:`twolayer.activations.Activation` objects; their constants come from
+    :mod:`twolayer.activations` (quadrature). W may have rows
     of any norm (Gaussian initialisation, a trained first layer): each row gets the constants of
     z -> sigma(||w_i|| z) (:func:`twolayer.activations.constants_at_scales`); rows of norm 0
     give the constant feature sigma(0).
     """
-    from twolayer.activations import constants_at_scales, get_activation
+    from twolayer.activations import activation_from, constants_at_scales
 
-    act = get_activation(activation)
-    g = get_activation(link)
+    act = activation_from(activation)
+    g = activation_from(link)
     cg = g.constants
     W = np.asarray(W, dtype=np.float64)
     norms = np.linalg.norm(W, axis=1)
