@@ -3,21 +3,74 @@ Gaussian weight distribution ("How does feature learning reshape the function sp
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from twolayer import plots
-from twolayer.recipes.base import Claim, Recipe, RecipeData, claim_greater, claim_less, claim_true
+from twolayer.recipes.base import (
+    Claim,
+    Recipe,
+    RecipeData,
+    claim_close,
+    claim_greater,
+    claim_true,
+)
 
 ETA = "train.steps[0].eta.c"
 #: Steps counted as "large" by the claims: c >= LARGE (eta = c sqrt(N)); at the quick sizes the
 #: spike of Delta W is then well above the BBP threshold (one-step-spike recipe).
 LARGE = 8.0
+#: Tolerances of the Rayleigh-quotient claims (relative): |bias| + 3 x per-seed SD / sqrt(seeds),
+#: measured on calibration seeds 200-209 at the quick sizes (d = 200), by mode and for the init
+#: (c = 0) and the trained (mean over c >= LARGE) quotient. After the step the per-seed SD is
+#: large (0.22): b = beta^T Sigma beta carries <v, beta>^2 of the one batch, whose fluctuation
+#: (~ sqrt(E[y^2 t^2]/n) / c_1 = 10% on <u, beta>) the prediction, an expectation, does not
+#: follow. Full mode: the SDs scaled by sqrt(n_quick / n_full) (batch n for the step, probe for
+#: init), not measured.
+RQ_TOL = {
+    "quick": {"init": {"sd": 0.034, "bias": 0.011}, "step": {"sd": 0.222, "bias": 0.035},
+              "seeds": 4},
+    "full": {"init": {"sd": 0.024, "bias": 0.011}, "step": {"sd": 0.128, "bias": 0.035},
+             "seeds": 3},
+}
+RQ_DERIVATION = ("|bias| {bias:.3f} + 3 x per-seed SD {sd:.3f} / sqrt({seeds}), both measured on "
+                 "calibration seeds 200-209 (d = 200){scaled}; checked on other seeds")
 
 
 def _large(data: RecipeData):
     return data.done[data.done[ETA] >= LARGE]
+
+
+def rq_relu_target1(trace: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Expected Rayleigh quotient phi^T K phi / phi^T phi of the relu conjugate kernel K =
+    sigma(X W^T) sigma(X W^T)^T / N along phi = <beta, x> (centred) on n Gaussian probe points,
+    given trace = mean_i ||w_i||^2 and b = mean_i <w_i, beta>^2 (unit beta).
+
+    Per neuron, with z = <w, x>, t = <beta, x> and the relu centred over x (the centring of phi
+    removes its mean): E[sigma(z) t] = <w, beta>/2 (Stein), and E[(sigma(z) - E sigma)^2 t^2] =
+    ||w||^2 (1 + 2 rho^2) (pi - 1)/(2 pi), rho = <w, beta>/||w||; the n diagonal and n(n-1)
+    off-diagonal terms of (sum_a sigma_a t_a)^2 over sum_a t_a^2 ~ n give
+
+        (pi - 1)/(2 pi) (trace + 2 b) + (n - 1) b / 4,
+
+    up to O(1/n) relative corrections. Only the first two moments of the rows enter.
+    """
+    return (math.pi - 1.0) / (2.0 * math.pi) * (trace + 2.0 * b) + (n - 1) * b / 4.0
+
+
+def rq_prediction(data: RecipeData, frame) -> np.ndarray:
+    """:func:`rq_relu_target1` with the moments of W_1 predicted by one-step theory from the spec
+    (measurement ``spike_theory``: strength t and direction overlap omega of the rank-one step,
+    Ba et al. 2022): b = 1/d + t^2 omega / N, trace = 1 + t^2 / N (W_0 entries N(0, 1/d); the
+    step's non-rank-one remainder and its cross term with W_0 are left out)."""
+    s = data.spec
+    N, d = s["student"]["N"], s["teacher"]["d"]
+    n = next(m for m in s["measure"] if m["name"] == "function_space")["n_probe"]
+    t2 = frame["spike_theory.strength"].to_numpy(dtype=float) ** 2
+    omega = frame["spike_theory.dW_top_overlap"].to_numpy(dtype=float)
+    return rq_relu_target1(1.0 + t2 / N, 1.0 / d + t2 * omega / N, n)
 
 
 def claims(data: RecipeData) -> list[Claim]:
@@ -40,18 +93,67 @@ def claims(data: RecipeData) -> list[Claim]:
             ),
             f"> init {align0:.3g}, increasing in c",
             "ordering",
+            kind="ordering",
+            source="the paper: the kernel-target alignment rises after a large step (no number)",
+            derivation="no tolerance (signs)",
         )
     ]
+    mode = "quick" if data.quick else "full"
+    tol = RQ_TOL[mode]
+    scaled = "" if data.quick else ", SD scaled to the full sizes by sqrt(n_quick / n_full)"
+    frame = done.assign(rq_ratio=done["function_space.rq_target1"] / rq_prediction(data, done))
+    init = frame[frame[ETA] == 0.0]
+    if len(init):
+        t0 = tol["init"]
+        out.append(
+            claim_close(
+                "init-eigenvalue-theory",
+                "at init (c = 0) the CK eigenvalue along He_1(<beta, x>) (Rayleigh quotient on "
+                "the probe) = the relu closed form (pi-1)/(2 pi)(tr Sigma + 2 b) + (n-1) b/4 with "
+                "tr Sigma = 1, b = 1/d (W_0 entries N(0, 1/d)): mean over seeds of "
+                "measured/predicted",
+                float(init["rq_ratio"].mean()),
+                1.0,
+                atol=t0["bias"] + 3.0 * t0["sd"] / math.sqrt(tol["seeds"]),
+                source="closed form (rq_relu_target1, Stein's lemma for the relu) with the "
+                "spec's init covariance",
+                derivation=RQ_DERIVATION.format(seeds=tol["seeds"], scaled=scaled, **t0),
+            )
+        )
+    trained = frame[frame[ETA] >= LARGE]
+    t1 = tol["step"]
+    per_c = trained.groupby(ETA)["rq_ratio"].mean()
+    out.append(
+        claim_close(
+            "target-eigenvalue-theory",
+            "after the step (c >= 8) the CK eigenvalue along He_1(<beta, x>) = the same closed "
+            "form with b = beta^T Sigma beta and tr Sigma predicted by one-step theory from the "
+            "spec: mean over seeds and c of measured/predicted (per c: "
+            f"{', '.join(f'{x:.3f}' for x in per_c)})",
+            float(trained["rq_ratio"].mean()),
+            1.0,
+            atol=t1["bias"] + 3.0 * t1["sd"] / math.sqrt(tol["seeds"]),
+            source="closed form (rq_relu_target1) with b = 1/d + t^2 omega / N, tr = 1 + t^2/N, "
+            "t and omega the one-step spike strength and direction overlap (spike_theory: Ba et "
+            "al. 2022) from the spec; not the run's own W",
+            derivation=RQ_DERIVATION.format(seeds=tol["seeds"], scaled=scaled, **t1)
+            + " (the SD is that of the seed mean over c)",
+        )
+    )
     amp_t = large["function_space.rq_target1"] / large["function_space.rq_target1_init"]
     amp_c = large["function_space.rq_control1"] / large["function_space.rq_control1_init"]
     out.append(
         claim_greater(
             "target-eigenvalue-amplified",
-            "CK eigenvalue along He_1(<beta, x>) (Rayleigh quotient) grows, after/before, by a "
-            "factor > 1.5 x that along a control direction orthogonal to beta (smallest ratio "
-            f"over runs with c >= {LARGE:g})",
+            "CK eigenvalue along He_1(<beta, x>) (Rayleigh quotient) grows, after/before, more "
+            "than that along a control direction orthogonal to beta (smallest ratio of the two "
+            f"growth factors over runs with c >= {LARGE:g})",
             float((amp_t / amp_c).min()),
-            1.5,  # the control only sees the bulk growth c_W^2; the target sees tau^2 d
+            1.0,
+            kind="ordering",
+            source="the paper: the step selectively amplifies the eigenvalues aligned with the "
+            "target (an ordering; the size is claimed by target-eigenvalue-theory)",
+            derivation="no tolerance (ordering)",
         )
     )
     amp_t2 = top["function_space.rq_target2"] / top["function_space.rq_target2_init"]
@@ -59,49 +161,13 @@ def claims(data: RecipeData) -> list[Claim]:
     out.append(
         claim_greater(
             "quadratic-harmonic-amplified",
-            "at the largest step the CK eigenvalue along He_2(<beta, x>)/sqrt 2 grows by a "
-            "factor > 1.5 x that along He_2 of the control direction (smallest over seeds)",
+            "at the largest step the CK eigenvalue along He_2(<beta, x>)/sqrt 2 grows more than "
+            "that along He_2 of the control direction (smallest ratio over seeds)",
             float((amp_t2 / amp_c2).min()),
-            1.5,
-        )
-    )
-    rq_err = np.abs(large["function_space.rq_target1"] / large["function_space.rq_target1_spiked"]
-                    - 1.0)
-    out.append(
-        claim_less(
-            "spiked-gaussian-eigenvalue",
-            "CK eigenvalue along He_1(<beta, x>) = that of the spiked-Gaussian surrogate kernel "
-            "(largest relative error over runs with c >= 8)",
-            float(rq_err.max()),
-            0.1,  # finite-width fluctuation of a Rayleigh quotient: ~1% seen at N = 400
-            "0 (relative error)",
-        )
-    )
-    # Seed means on both sides: the floor varies ~3x between seeds (0.030-0.103 at d = 600, from
-    # the probe's sampling noise) and each seed's distances follow its floor, so the largest
-    # single run against the mean floor would compare a maximum with a mean.
-    floor = float(done["function_space.dist_floor"].mean())
-    by_c = large.groupby(ETA)["function_space.dist_spiked"].mean()
-    out.append(
-        claim_less(
-            "spiked-gaussian-distance",
-            "relative distance between the trained CK and the spiked-Gaussian surrogate kernel "
-            "on the target's harmonics He_1..He_3 stays below the finite-width floor (distance "
-            "between the CK at init, whose weights ARE Gaussian, and its Gaussian surrogate); "
-            f"mean over seeds at each c >= {LARGE:g}, largest over c, against the seed-mean floor",
-            float(by_c.max()),
-            floor,
-            f"floor {floor:.3g}",
-        )
-    )
-    ratio = large["function_space.dist_spiked"] / large["function_space.dist_isotropic"]
-    out.append(
-        claim_less(
-            "spike-explains-change",
-            "the spike is what matters: distance to the spiked surrogate < 0.2 x distance to an "
-            "isotropic Gaussian surrogate of the same trace (largest ratio over runs)",
-            float(ratio.max()),
-            0.2,
+            1.0,
+            kind="ordering",
+            source="the paper: amplification of the target's harmonics (an ordering)",
+            derivation="no tolerance (ordering)",
         )
     )
     return out
