@@ -25,6 +25,7 @@ from twolayer.recipes.base import (
     Claim,
     Recipe,
     RecipeData,
+    claim_close,
     claim_less,
     claim_true,
 )
@@ -36,8 +37,6 @@ from twolayer.theory.random_features import (
 
 N_KEY = "student.N"
 DECAY = "train.decay"
-#: Ali, Kolter & Tibshirani (2019): risk(gradient flow at t) <= 1.6862 risk(ridge at 1/t).
-GF_RIDGE_FACTOR = 1.6862
 #: The readout lambda (mean penalty) whose curve is shown to have no peak.
 RIDGE_NO_PEAK = 1.0e-2
 
@@ -124,48 +123,110 @@ def sgd_curves(data: RecipeData) -> dict[float, pd.DataFrame]:
     return out
 
 
-def _tolerance(d: int) -> float:
-    """Relative tolerance against the asymptotic curves: finite-size corrections of order
-    d^(-1/2) (seen: 10-19% at d = 50 near the peak, 3-10% at d = 100)."""
-    return 1.6 / math.sqrt(d)
+#: k of the tolerances: k standard errors over seeds (docs/recipes/README.md).
+K_SE = 3.0
+#: Calibration, quick mode (d = 50, n = 100), seeds 200-215 and 300-315 (32 seeds; none of
+#: them the recipe's own 0-1 nor the fresh ranges 1000, 2000, 3000). Per curve: "sd", the
+#: largest over the checked widths of the standard deviation of one seed's relative error
+#: (error / Mei–Montanari - 1); "bias", the largest over those widths of |mean relative error|
+#: over the 32 seeds (the finite-size term: Mei–Montanari is the d -> infinity limit). Full mode
+#: uses the same terms (both shrink with d: docs/recipes/rf-sgd-double-descent.md).
+#: tolerance = K_SE sd / sqrt(seeds) + bias.
+CALIBRATION: dict[str, dict[str, float]] = {
+    # one seed's relative error scatters by 13-27% at d = 50, n = 100 (the training draw);
+    # the finite-size term is largest over-parameterised (+11% at N/n = 2, +13% at 4, SE 0.04)
+    "minnorm": {"sd": 0.274, "bias": 0.126},  # widths N/n = 0.25, 0.5, 2, 4
+    "ridge0.0001": {"sd": 0.246, "bias": 0.088},  # every width
+    "ridge0.001": {"sd": 0.227, "bias": 0.018},
+    "ridge0.01": {"sd": 0.156, "bias": 0.029},
+    "sgd": {"sd": 0.273, "bias": 0.126},  # constant step, N/n = 0.25, 0.5, 2, 4
+}
+CALIBRATION_SEEDS = "seeds 200-215 and 300-315 (quick mode)"
+#: widths checked against the ridgeless curve: |N/n - 1| >= AWAY (the ridgeless risk diverges
+#: at N = n, where the finite-n error is set by the smallest Gram eigenvalue)
+AWAY = 0.5
+
+
+def relative_errors(data: RecipeData) -> dict[str, pd.DataFrame]:
+    """Per curve, a table seeds x widths of error / Mei–Montanari - 1: "minnorm" (readout
+    lambda = 0 against the ridgeless curve), "ridge<lambda>" (readout lambda > 0 against the
+    Mei–Montanari ridge risk at lam_MM = lambda d), "sgd" (constant-step SGD against the
+    ridgeless curve). Predictions from the spec alone."""
+    _, _, noise = _sizes(data)
+    lambdas = [float(v) for v in data.spec["readout"]["lambdas"]]
+    widths = sorted(float(v) for v in data.done[N_KEY].unique())
+    pred = {lam: dict(zip(widths, theory(data, np.asarray(widths), lam), strict=True))
+            for lam in lambdas}
+    rows: dict[str, list[dict[str, float]]] = {}
+    for _, run in data.done.iterrows():
+        width = float(run[N_KEY])
+        if float(run[DECAY]) == 0.0:
+            rows.setdefault("sgd", []).append(
+                {"seed": run["seed"], "N": width,
+                 "rel": run["network.excess_mse"] / pred[0.0][width] - 1.0})
+            path = data.arrays(run["id"])["readout.test_mse_path"] - noise**2
+            for lam, value in zip(lambdas, path, strict=True):
+                name = "minnorm" if lam == 0 else f"ridge{lam:g}"
+                rows.setdefault(name, []).append(
+                    {"seed": run["seed"], "N": width, "rel": value / pred[lam][width] - 1.0})
+    return {name: pd.DataFrame(r).pivot(index="seed", columns="N", values="rel")
+            for name, r in rows.items()}
+
+
+def tolerance(curve: str, seeds: int) -> tuple[float, str]:
+    cal = CALIBRATION[curve]
+    tol = K_SE * cal["sd"] / math.sqrt(seeds) + cal["bias"]
+    return tol, (f"{K_SE:g} SE over {seeds} seeds ({K_SE:g} x {cal['sd']:.3g} / sqrt({seeds})) "
+                 f"+ finite-size term {cal['bias']:.3g} (largest |mean relative error| over the "
+                 f"widths at d = 50); calibrated on {CALIBRATION_SEEDS}")
 
 
 def claims(data: RecipeData) -> list[Claim]:
-    d, n, _ = _sizes(data)
-    rtol = _tolerance(d)
+    _, n, _ = _sizes(data)
     ro = readout_curves(data)
     sgd = sgd_curves(data)
+    rel = relative_errors(data)
     minnorm = ro[0.0]
     widths = np.asarray(minnorm.index, float)
     ratio = widths / n
-    away = np.abs(ratio - 1.0) >= 0.5
+    away = widths[np.abs(ratio - 1.0) >= AWAY]
     out: list[Claim] = []
+    mm = "Mei & Montanari 2019 (mei_montanari_ridgeless / mei_montanari_risk), from the spec"
 
-    peak = float(ratio[int(np.argmax(minnorm["mean"].to_numpy()))])
-    out.append(claim_true(
-        "minnorm-peak-at-interpolation",
-        "the min-norm interpolator's test error peaks at N = n (argmax of N/n over the grid)",
-        peak, abs(peak - 1.0) <= 0.1, "N/n = 1", "within +-10% (THEORY-NOTES)",
-    ))
-    rel = np.abs(minnorm["mean"].to_numpy()[away] / theory(data, widths[away], 0.0) - 1.0)
-    out.append(claim_less(
-        "minnorm-follows-mei-montanari",
-        "min-norm excess error = Mei–Montanari ridgeless risk for |N/n - 1| >= 0.5 "
-        "(largest relative error)",
-        float(rel.max()), rtol, "0 (relative error); tolerance 1.6/sqrt(d), finite size",
-    ))
-    worst = 0.0
-    for lam, curve in ro.items():
+    def peak_claim(cid: str, what: str, curve: np.ndarray) -> Claim:
+        peak = float(ratio[int(np.argmax(curve))])
+        return claim_true(
+            cid, f"{what} peaks at N = n (N/n of the largest seed-mean error on the grid)",
+            peak, abs(peak - 1.0) < 1e-9, "N/n = 1", "exact grid point",
+            source="Mei & Montanari 2019: the ridgeless risk diverges at N = n "
+            "(and Liu et al. 2022 for SGD)",
+            derivation="the grid point N = n (neighbours at N/n = 0.8 and 1.25 in quick "
+            "mode, 0.9 and 1.1 in full mode); exact",
+        )
+
+    def curve_claim(cid: str, curve: str, statement: str, cols: np.ndarray) -> Claim:
+        table = rel[curve][cols]
+        means = table.mean()
+        worst = float(means.abs().max())
+        tol, how = tolerance(curve, len(table))
+        return claim_close(
+            cid, statement + " (largest |relative error| of the seed means over the widths "
+            f"N/n = {', '.join(f'{w / n:g}' for w in cols)})", worst, 0.0, atol=tol,
+            source=mm, derivation=how,
+        )
+
+    out.append(peak_claim("minnorm-peak-at-interpolation", "the min-norm interpolator's test "
+                          "error", minnorm["mean"].to_numpy()))
+    out.append(curve_claim("minnorm-follows-mei-montanari", "minnorm",
+                           "min-norm excess error = Mei–Montanari ridgeless risk for "
+                           f"|N/n - 1| >= {AWAY:g}", away))
+    for lam in sorted(ro):
         if lam == 0:
             continue
-        rel = np.abs(curve["mean"].to_numpy() / theory(data, widths, lam) - 1.0)
-        worst = max(worst, float(rel.max()))
-    out.append(claim_less(
-        "ridge-follows-mei-montanari",
-        "ridge excess error = Mei–Montanari risk at lam_MM = lambda d, every lambda > 0 of the "
-        "grid and every N (largest relative error)",
-        worst, rtol, "0 (relative error); tolerance 1.6/sqrt(d), finite size",
-    ))
+        out.append(curve_claim(
+            f"ridge-{lam:g}-follows-mei-montanari", f"ridge{lam:g}",
+            f"ridge (lambda = {lam:g}) excess error = Mei–Montanari risk at lam_MM = lambda d, "
+            "every N", widths))
     curve = ro[RIDGE_NO_PEAK]["mean"].to_numpy()
     near = np.abs(ratio - 1.0) <= 0.25
     out.append(claim_less(
@@ -173,46 +234,16 @@ def claims(data: RecipeData) -> list[Claim]:
         f"with ridge lambda = {RIDGE_NO_PEAK:g} there is no peak: the largest error for "
         "N/n in [0.75, 1.25] is below the error at the smallest N",
         float(curve[near].max()), float(curve[0]), f"error at N/n = {ratio[0]:g}",
+        kind="ordering",
+        source="Liu et al. 2022, Mei & Montanari 2019: enough ridge removes the peak (an "
+        "ordering; the Mei–Montanari curve at this lambda is monotone over the grid)",
+        derivation="strict ordering of the seed means; no tolerance",
     ))
-
-    const = sgd[0.0]["mean"].to_numpy()
-    peak = float(ratio[int(np.argmax(const))])
-    out.append(claim_true(
-        "sgd-peak-at-interpolation",
-        "constant-step SGD also shows the double-descent peak at N = n (argmax of N/n)",
-        peak, abs(peak - 1.0) <= 0.1, "N/n = 1", "within +-10% (THEORY-NOTES)",
-    ))
-    rel = np.abs(const[away] / theory(data, widths[away], 0.0) - 1.0)
-    out.append(claim_less(
-        "sgd-follows-minnorm",
-        "constant-step SGD error = Mei–Montanari ridgeless (min-norm) risk for |N/n - 1| >= 0.5 "
-        "(largest relative error)",
-        float(rel.max()), rtol, "0 (relative error); tolerance 1.6/sqrt(d), finite size",
-    ))
-    ratios = []
-    for decay, table in sgd.items():
-        lam = 1.0 / sgd_time(data, decay)
-        ratios.extend(table["mean"].to_numpy() / theory(data, widths, lam))
-    ratios = np.asarray(ratios)
-    out.append(claim_true(
-        "sgd-is-implicit-ridge",
-        "for both step schedules and every N, SGD error / Mei–Montanari ridge risk at "
-        "lambda = 1 / sum_t eta_t lies in [0.85, 1.69] (largest ratio shown)",
-        float(ratios.max()),
-        bool(ratios.max() <= GF_RIDGE_FACTOR and ratios.min() >= 0.85),
-        "ratio in [0.85, 1.69]",
-        "upper: gradient flow <= 1.69 x ridge at 1/t (Ali et al. 2019); lower: finite size",
-    ))
-    decays = sorted(sgd)
-    at_n = int(np.argmin(np.abs(ratio - 1.0)))
-    slow = float(sgd[decays[-1]]["mean"].to_numpy()[at_n])
-    fast = float(sgd[decays[0]]["mean"].to_numpy()[at_n])
-    out.append(claim_less(
-        "decaying-step-flattens-peak",
-        f"at N = n the polynomially decaying step (decay {decays[-1]:g}, same number of steps: "
-        "a larger implicit ridge) has less than half the error of the constant step",
-        slow, 0.5 * fast, f"half of constant-step {fast:.4g}",
-    ))
+    out.append(peak_claim("sgd-peak-at-interpolation", "constant-step SGD's test error",
+                          sgd[0.0]["mean"].to_numpy()))
+    out.append(curve_claim("sgd-follows-minnorm", "sgd",
+                           "constant-step SGD excess error = Mei–Montanari ridgeless (min-norm) "
+                           f"risk for |N/n - 1| >= {AWAY:g}", away))
     return out
 
 
