@@ -13,7 +13,13 @@ Model and conventions (their Section 2; Theorem 1 and the ridgeless Theorem 2 / 
   :mod:`twolayer.theory.ridge` with penalty ``lam / d`` (:func:`mei_montanari_penalty_to_mean`);
 - risk R = E_x (f(x) - f_hat(x))^2 (excess risk: no label noise in the test point);
 - limit N/d -> psi_1, n/d -> psi_2; activation constants mu_1 = E[z sigma(z)], mu_star^2 =
-  E sigma^2 - mu_0^2 - mu_1^2 (mu_0 does not enter).
+  E sigma^2 - mu_0^2 - mu_1^2.
+- the target's constant beta_0: when mu_0 = E sigma(z) != 0 the mean feature absorbs it and it
+  does not enter the risk (the theorem's setting). When mu_0 = 0 (tanh, erf, any odd or centred
+  activation) every feature is orthogonal to constants, so beta_0 is a component the features
+  cannot represent, exactly like f_NL: it adds beta_0^2 to F_*^2 (the risk is then at least
+  beta_0^2). :func:`mei_montanari_risk_for` takes ``mean_signal`` = beta_0 and does this;
+  the functions taking mu_1 and mu_star know nothing of mu_0 and assume beta_0 = 0 or mu_0 != 0.
 
 With lam_bar = lam / mu_star^2 and zeta = mu_1 / mu_star, the fixed point is written on the
 imaginary axis (nu_j = i b_j, xi = i s, s = sqrt(psi_1 psi_2 lam_bar)):
@@ -242,12 +248,20 @@ def mei_montanari_risk_for(
     signal_linear: float = 1.0,
     signal_nonlinear: float = 0.0,
     noise_var: float = 0.0,
+    mean_signal: float = 0.0,
 ) -> MMRisk:
     """:func:`mei_montanari_risk` (ridgeless form when lam == 0) for an activation given in any
-    form a spec accepts (name, mapping or Activation)."""
+    form a spec accepts (name, mapping or Activation).
+
+    ``mean_signal`` is the target's constant beta_0: absorbed by the mean feature when the
+    activation has mu_0 != 0, and added to the part the features cannot represent
+    (F_*^2 += beta_0^2, see the module docstring) when mu_0 = 0 (|mu_0| < 1e-12).
+    """
     from twolayer.activations import activation_from
 
     c = activation_from(activation).constants
+    if mean_signal and abs(c.mu0) < 1e-12:
+        signal_nonlinear = signal_nonlinear + float(mean_signal) ** 2
     kwargs = dict(mu1=c.mu1, mu_star=c.mu_star, signal_linear=signal_linear,
                   signal_nonlinear=signal_nonlinear, noise_var=noise_var)
     if lam == 0:
