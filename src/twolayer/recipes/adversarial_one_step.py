@@ -29,15 +29,52 @@ from twolayer.recipes.base import (
     Recipe,
     RecipeData,
     claim_close,
-    claim_greater,
-    claim_less,
 )
 
 MEDIAN_ABS_NORMAL = 0.6744897501960817
-#: tolerance of the fitted slope: seed-to-seed scatter of the per-network median ratio is 15-40%
-#: at N = d/10 (f is a sum of few terms and, for relu, carries a network-dependent offset
-#: mu_0 sum a / sqrt N), which over a factor 8 in d gives a slope error of ~0.05-0.1.
-SLOPE_TOL = 0.15
+#: k of the tolerances: k standard errors over networks (docs/recipes/README.md).
+K_SE = 3.0
+#: Finite-size terms, measured in quick mode on networks (seeds) 200-215 and 300-315 (32 per
+#: size; none of them the recipe's own 0-7 nor the fresh ranges 1000, 2000, 3000): the
+#: deviation of the 32-network estimate from the prediction, beyond which only k standard errors
+#: of the checked run are allowed. Keys: "slope-<regime>-<activation>" (fitted slope + 1/2),
+#: "constant-<activation>" (relative deviation of the pooled median from the heuristic),
+#: "success" (1 - success rate at the largest d, pooled). Full size: docs/recipes/
+#: adversarial-one-step.md.
+FINITE_SIZE: dict[str, float] = {
+    # 32-network fits: -0.5446 (SE 0.027), -0.5305 (0.013), -0.5322 (0.034), -0.4905 (0.014)
+    "slope-undercomplete-relu": 0.045,
+    "slope-undercomplete-tanh": 0.031,
+    "slope-overcomplete-relu": 0.032,
+    "slope-overcomplete-tanh": 0.010,
+    # pooled medians over 256 runs: +3.2% (relu), +0.6% (tanh)
+    "constant-relu": 0.032,
+    "constant-tanh": 0.006,
+    # 0 of 12800 points unflipped at the largest d (128 networks x 100 points): the 3-sigma
+    # (99.73%) upper limit of the rate, -ln(0.0027) / 12800
+    "success": 4.6e-4,
+}
+#: Standard deviation of one network's value, same calibration: "constant-<activation>" (one
+#: network's median ratio sqrt(d), relative to the heuristic), "success" (one network's
+#: 1 - success rate at the largest d).
+NETWORK_SD: dict[str, float] = {
+    # per run, over the 256 runs of an activation (every d and regime; the spread of pooled
+    # medians of 8-network blocks, 0.042 relu and 0.006 tanh, agrees or is smaller)
+    "constant-relu": 0.345,
+    "constant-tanh": 0.122,
+    "success": 0.0,  # no network of the calibration left a point unflipped at the largest d
+}
+CALIBRATION_SEEDS = "networks (seeds) 200-215 and 300-315, quick mode"
+#: Demoted to observations (docs/recipes/adversarial-one-step.md, "What does not hold"): each
+#: failed on a fresh seed range at the calibrated tolerance, for the reason given.
+DEMOTED = {
+    "slope-overcomplete-relu": "failed on seeds 2000-2007 (-0.70 against -0.5 +- 0.19): a relu "
+    "network's offset mu_0 sum a / sqrt(N) makes the per-network medians heavy-tailed, so the "
+    "regression standard error understates the scatter of the slope",
+    "constant-tanh": "failed on the recipe's own seeds (+5.5% against 5.2%): over six fresh "
+    "ranges the pooled median is +1.9% +- 2.3% off the heuristic, a larger spread than the "
+    "calibration's 1.5% and a bias of the heuristic (median flipping eta 1.00-1.06)",
+}
 
 
 def _activation_column(frame: pd.DataFrame) -> str:
@@ -86,50 +123,79 @@ def pooled_median(data: RecipeData, frame: pd.DataFrame) -> float:
     return float(np.median(np.concatenate(values)))
 
 
+def constant_table(frame: pd.DataFrame, data: RecipeData) -> pd.DataFrame:
+    """One row per run: its median ratio sqrt(d) relative to the heuristic constant, minus 1."""
+    out = frame[["activation", "d", "seed"]].copy()
+    const = {act: heuristic_constant(act) for act in out["activation"].unique()}
+    out["rel"] = [
+        row["adversarial.median_ratio"] * math.sqrt(row["d"]) / const[row["activation"]] - 1.0
+        for _, row in frame.iterrows()
+    ]
+    return out
+
+
+def largest_d(frame: pd.DataFrame) -> pd.Series:
+    """Runs at the largest d of their regime and activation."""
+    return frame.groupby(["regime", "activation"])["d"].transform("max") == frame["d"]
+
+
 def claims(data: RecipeData) -> list[Claim]:
     frame = _table(data)
     out: list[Claim] = []
-    out.append(claim_greater(
-        "one-step-flips-nearly-all",
-        "a step with eta <= 2 flips the sign for nearly all points: success rate averaged over "
-        "every run (both regimes, both activations, every d)",
-        float(frame["adversarial.success_rate"].mean()), 0.98,
-        ">= 0.98 (THEORY-NOTES: factor 2 flips all at d = 1000)",
-    ))
-    largest = frame.groupby(["regime", "activation"])["d"].transform("max") == frame["d"]
-    out.append(claim_greater(
+    at_largest = frame[largest_d(frame)]
+    unflipped = 1.0 - at_largest["adversarial.success_rate"]
+    nets = int(at_largest.groupby(["regime", "activation"]).size().min())
+    tol = K_SE * NETWORK_SD["success"] / math.sqrt(len(at_largest)) + FINITE_SIZE["success"]
+    out.append(claim_close(
         "all-flipped-at-largest-d",
-        "at the largest d of each regime and activation every run flips >= 99% of its points "
-        "(smallest success rate; at d = 100, N = 10 a relu network with a large offset "
-        "mu_0 sum a / sqrt N can leave ~10% unflipped)",
-        float(frame.loc[largest, "adversarial.success_rate"].min()), 0.99,
-        ">= 0.99 (the theorem is asymptotic in d)",
-    ))
-    out.append(claim_less(
-        "first-order-step-is-not-enough",
-        "the plain first-order step (eta = 1) flips far fewer points: largest flip rate over runs",
-        float(frame["adversarial.flip_rate_eta1"].max()), 0.75,
-        "7-50% (THEORY-NOTES)",
+        "at the largest d of each regime and activation one step (eta <= 2) flips every point: "
+        f"fraction not flipped, mean over the {len(at_largest)} networks ({nets} per group)",
+        float(unflipped.mean()), 0.0, atol=tol,
+        source="Bubeck et al. 2021 (Daniely & Schacham 2020 for N << d): with probability "
+        "-> 1 as d -> infinity a single step flips the sign",
+        derivation=f"{K_SE:g} SE over networks ({K_SE:g} x {NETWORK_SD['success']:.3g} / "
+        f"sqrt({len(at_largest)})) + finite-size term {FINITE_SIZE['success']:.3g}; "
+        f"calibrated on {CALIBRATION_SEEDS}",
     ))
     for regime in ("undercomplete", "overcomplete"):
         for act in sorted(frame["activation"].unique()):
             part = frame[(frame["regime"] == regime) & (frame["activation"] == act)]
             slope, se, _ = fit_slope(part)
             ratio = part["student.N"] / part["teacher.d"]
+            key = f"slope-{regime}-{act}"
+            if key in DEMOTED:
+                continue
+            fs = FINITE_SIZE[key]
             out.append(claim_close(
-                f"slope-{regime}-{act}",
+                key,
                 f"{regime} ({act}, N/d = {ratio.iloc[0]:g}, d = {part['d'].min():g}-"
-                f"{part['d'].max():g}): fitted log-log slope of median ||delta||/||x|| vs d "
-                f"(standard error {se:.2f})",
-                slope, -0.5, atol=SLOPE_TOL,
+                f"{part['d'].max():g}): fitted log-log slope of the median ||delta||/||x|| vs d "
+                f"(one point per network; regression standard error {se:.3f})",
+                slope, -0.5, atol=K_SE * se + fs,
+                source="Bubeck et al. 2021: ||delta|| = O(1) while ||x|| = sqrt(d), so "
+                "||delta||/||x|| ~ d^-1/2",
+                derivation=f"{K_SE:g} x the fit's standard error over the run's networks "
+                f"({K_SE * se:.3f}) + finite-size term {fs:.3f}; calibrated on "
+                f"{CALIBRATION_SEEDS}",
             ))
     for act in sorted(frame["activation"].unique()):
         part = frame[frame["activation"] == act]
+        key = f"constant-{act}"
+        if key in DEMOTED:
+            continue
+        predicted = heuristic_constant(act)
+        fs = FINITE_SIZE[key]
+        rtol = K_SE * NETWORK_SD[key] / math.sqrt(len(part)) + fs
         out.append(claim_close(
-            f"constant-{act}",
-            f"{act}: median over all points, d and seeds of ||delta||/||x|| * sqrt(d) = "
+            key,
+            f"{act}: median over all points, d and networks of ||delta||/||x|| * sqrt(d) = "
             "0.6745 sqrt(E psi^2 / E psi'^2) (Gaussian heuristic)",
-            pooled_median(data, part), heuristic_constant(act), rtol=0.2,
+            pooled_median(data, part), predicted, rtol=rtol,
+            source="closed form: f(x) ~ N(0, E psi^2), ||grad f|| -> sqrt(E psi'^2), flipping "
+            "eta ~ 1 (Gaussian heuristic, THEORY-NOTES), evaluated for the activation",
+            derivation=f"relative: {K_SE:g} SE over the {len(part)} runs ({K_SE:g} x "
+            f"{NETWORK_SD[key]:.3g} / sqrt({len(part)})) + finite-size term {fs:.3f}; "
+            f"calibrated on {CALIBRATION_SEEDS}",
         ))
     return out
 
