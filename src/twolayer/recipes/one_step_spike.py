@@ -55,9 +55,9 @@ K_SE = 3.0
 #: seeds 200-215 and 300-315 (32 seeds, none of them the recipe's own 0-1 nor the fresh ranges
 #: 1000, 2000, 3000): per quantity, the standard deviation of one seed's value ("sd") and the
 #: finite-size term ("bias"): the deviation of the 32-seed mean from the asymptotic prediction
-#: at the quick size (its own standard error is sd / sqrt(32)); the same quantities at the full
-#: size d = 400 (size sweep d = 200, 400, 16 seeds each) are in docs/recipes/one-step-spike.md.
-#: tolerance = K_SE sd / sqrt(seeds) + |bias|.
+#: at the quick size (its own standard error is sd / sqrt(32)). The full mode (d = 400) uses the
+#: same terms: an upper estimate, as both fall with d (full-mode values in
+#: docs/recipes/one-step-spike.md). tolerance = K_SE sd / sqrt(seeds) + |bias|.
 CALIBRATION = {
     "location": {"sd": 0.0353, "bias": -0.0007},
     "strength": {"sd": 0.0399, "bias": 0.0057},

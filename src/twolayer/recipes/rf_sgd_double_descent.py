@@ -8,7 +8,9 @@ Mei–Montanari's penalty lam_MM = lambda d (:func:`mei_montanari_penalty_to_mea
 excess test errors (test MSE minus the label-noise variance), the Mei–Montanari risk R.
 SGD from a = 0 for time t = sum_s eta_s is compared with ridge at lambda = 1/t, the standard
 early-stopping correspondence; by Ali, Kolter & Tibshirani (2019) the risk of gradient flow at
-time t is at most 1.69 times that of ridge at lambda = 1/t.
+time t is at most 1.69 times that of ridge at lambda = 1/t. That comparison is drawn, not
+claimed (a gradient-flow bound, and the runs are minibatch SGD; docs/recipes/
+rf-sgd-double-descent.md, "What does not hold").
 """
 
 from __future__ import annotations
