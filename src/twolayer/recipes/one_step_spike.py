@@ -56,8 +56,8 @@ K_SE = 3.0
 #: 1000, 2000, 3000): per quantity, the standard deviation of one seed's value ("sd") and the
 #: finite-size term ("bias"): the deviation of the 32-seed mean from the asymptotic prediction
 #: at the quick size (its own standard error is sd / sqrt(32)). The full mode (d = 400) uses the
-#: same terms: an upper estimate, as both fall with d (full-mode values in
-#: docs/recipes/one-step-spike.md). tolerance = K_SE sd / sqrt(seeds) + |bias|.
+#: same terms (its 3 seeds give per-seed sd of the same size: docs/recipes/one-step-spike.md).
+#: tolerance = K_SE sd / sqrt(seeds) + |bias|.
 CALIBRATION = {
     "location": {"sd": 0.0353, "bias": -0.0007},
     "strength": {"sd": 0.0399, "bias": 0.0057},
@@ -126,8 +126,8 @@ def claims(data: RecipeData) -> list[Claim]:
     done = data.done
     margin = (
         "margins 0.8 and 1.5 theta_c: the BBP transition has a finite-N width of order "
-        "N^-1/3 theta_c (0.14 theta_c at N = 400, 0.11 at N = 800); both margins are >= 1.5 "
-        "such widths"
+        "N^-1/3 theta_c (0.14 theta_c at N = 400, 0.11 at N = 800); the margins are 1.4 and "
+        "3.6 such widths at N = 400 (1.8 and 4.6 at N = 800)"
     )
     spec_theta = (
         "theta(c) = c mu_1 ||a|| sqrt(c_1^2 + E[y^2] d/n) (one_step_spike_strength) and the BBP "
