@@ -1,6 +1,6 @@
 """generalization-vs-n: the quick mode's claims hold on the recipe's own seeds 0-5, which were
-not used to calibrate them (calibration: seeds 200-211 and 300-311), and the arithmetic the recipe relies on
-(formerly claims: the slopes of the bounds) as unit tests."""
+not used to calibrate them (calibration: seeds 200-211 and 300-311), and the arithmetic the
+recipe relies on (formerly claims: the slopes of the bounds) as unit tests."""
 
 import math
 from types import SimpleNamespace
