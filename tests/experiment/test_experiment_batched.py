@@ -68,14 +68,15 @@ def test_batched_sweep_stores_the_rows_of_the_plain_sweep(tmp_path, tiny):
     _assert_same_store(tmp_path / "batched.sqlite", tmp_path / "plain.sqlite")
 
 
-def test_a_batch_whose_readout_fails_falls_back_and_stores_the_same_failures(tmp_path, tiny):
-    """One step of eta = 1e300 leaves finite but enormous weights: the readout's eigh fails.
-    The batched eigh fails for the whole stack, so its runs are run alone and fail alone."""
+def test_a_step_that_overflows_is_diverged_batched_or_not(tmp_path, tiny):
+    """One step of eta = 1e300 leaves weights too large to square in float64 (their readout
+    used to fail, or be stored as done with NaN errors): every such run is diverged at step 0,
+    batched or not, and the other runs of the sweep are unaffected."""
     tiny["seeds"] = 2
     tiny["sweep"] = {"train.steps[0].eta.c": [1.0, 1e300]}
     plain = run_spec(tiny, store=tmp_path / "plain.sqlite", executor="serial")
     batched = run_spec(tiny, store=tmp_path / "b.sqlite", executor="serial", batch_seeds=True)
-    assert plain.counts() == batched.counts() == {"done": 2, "failed": 2}
+    assert plain.counts() == batched.counts() == {"done": 2, "diverged": 2}
     _assert_same_store(tmp_path / "b.sqlite", tmp_path / "plain.sqlite")
 
 
