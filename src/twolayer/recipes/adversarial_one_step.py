@@ -9,7 +9,7 @@ The measurement is :func:`twolayer.measure.adversarial.adversarial` (keys
 sign f(x + delta) != sign f(x), delta = -eta f grad f / ||grad f||^2, and ratio = ||delta|| / ||x||.
 
 Gaussian heuristic for the constant: over x and the network, f(x) ~ N(0, E psi(G)^2) and
-||grad f(x)|| -> sqrt(E psi'(G)^2) (THEORY-NOTES), and the flipping eta is ~ 1 (f is nearly
+||grad f(x)|| -> sqrt(E psi'(G)^2) (Bubeck et al. 2021), and the flipping eta is ~ 1 (f is nearly
 linear along the step), so the median of ratio * sqrt(d) is about
 0.6745 sqrt(E psi^2 / E psi'^2) (0.6745 = median of |N(0, 1)|).
 """
@@ -192,7 +192,7 @@ def claims(data: RecipeData) -> list[Claim]:
             "0.6745 sqrt(E psi^2 / E psi'^2) (Gaussian heuristic)",
             pooled_median(data, part), predicted, rtol=rtol,
             source="closed form: f(x) ~ N(0, E psi^2), ||grad f|| -> sqrt(E psi'^2), flipping "
-            "eta ~ 1 (Gaussian heuristic, THEORY-NOTES), evaluated for the activation",
+            "eta ~ 1 (Gaussian heuristic, Bubeck et al. 2021), evaluated for the activation",
             derivation=f"relative: {K_SE:g} SE over the {len(part)} runs ({K_SE:g} x "
             f"{NETWORK_SD[key]:.3g} / sqrt({len(part)})) + finite-size term {fs:.3f}; "
             f"calibrated on {CALIBRATION_SEEDS}",
