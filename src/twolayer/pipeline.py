@@ -535,16 +535,6 @@ class ReadoutPool:
         self._features: dict[str, tuple[Any, int]] = {}
         self._grams: dict[str, tuple[int, Any]] = {}
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held now (samples, features, Gram matrices)."""
-        arrays = [self._X, self._y, *(f for f, _ in self._features.values()),
-                  *(g for _, g in self._grams.values())]
-        if self._Xb is not self._X:
-            arrays.append(self._Xb)
-        return sum(int(a.nbytes if hasattr(a, "nbytes") else a.numel() * a.element_size())
-                   for a in arrays if a is not None)
-
     def _ensure(self, n: int) -> None:
         if n <= self._m:
             return
