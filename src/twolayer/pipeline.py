@@ -731,7 +731,9 @@ def evaluate_student(
         else:
             n_r = r.n or config.train_n
             p_all = student.N * (2 if "random_features" in r.baselines else 1)
-            nbytes = n_r * (d + 1 + p_all) * itemsize + p_all * p_all * itemsize
+            # the pool's size when it reaches the largest readout size its runs will ask for
+            rows = max(n_r, cache.planned_rows(key) if single else 0) + SAMPLE_BLOCK
+            nbytes = rows * (d + 1 + p_all) * itemsize + p_all * p_all * itemsize
             if shared and cache.fits(nbytes):
                 pool = cache.get_or_compute(
                     ("readout", key, stream_seeds[2]),
