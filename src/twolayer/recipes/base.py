@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,6 @@ class Recipe:
     claims: ClaimsFn
     figures: FiguresFn
     spec_file: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         """The recipe's YAML document (``spec``, ``quick``, ``notes``)."""
