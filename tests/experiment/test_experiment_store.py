@@ -213,3 +213,32 @@ def test_second_sweep_is_refused_while_the_first_writes(tmp_path, tiny):
         run_spec(second, store=path, executor="serial")
         assert len(load(path)) == 43
         assert len(load(path, sweep="b")) == 3
+
+
+def test_heartbeat_refreshed_from_another_thread(tmp_path):
+    """The driver's heartbeat thread refreshes the lock through the store's own function (its
+    own connection), and only the lock of its token."""
+    import threading
+
+    from twolayer.experiment.store import refresh_heartbeat
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        st.acquire("x")
+        token = st.lock_token
+        assert token is not None
+
+        def beat_of() -> float:
+            return st.con.execute("SELECT heartbeat FROM lock").fetchone()[0]
+
+        before = beat_of()
+        time.sleep(0.05)
+        thread = threading.Thread(target=refresh_heartbeat, args=(path, token))
+        thread.start()
+        thread.join()
+        after = beat_of()
+        assert after > before
+        refresh_heartbeat(path, "not-the-token")
+        assert beat_of() == after
+        st.release()
+        assert st.lock_token is None

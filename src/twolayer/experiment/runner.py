@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 from twolayer.experiment.executors import Executor, make_executor
 from twolayer.experiment.record import Record, WorkItem
 from twolayer.experiment.spec import RunSpec, Spec, load_spec_with_runs
-from twolayer.experiment.store import BUSY_TIMEOUT_S, Store
+from twolayer.experiment.store import Store, refresh_heartbeat
 
 HEARTBEAT_S = 30.0
 
@@ -209,17 +208,11 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         if self.token is None:
             return
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-        try:
-            while not self._halt.wait(self.every):
-                with con:
-                    con.execute(
-                        "UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), self.token)
-                    )
-        except sqlite3.Error:
-            pass  # the heartbeat is advisory; the driver's own writes also refresh it
-        finally:
-            con.close()
+        while not self._halt.wait(self.every):
+            try:
+                refresh_heartbeat(self.path, self.token)
+            except sqlite3.Error:
+                pass  # the heartbeat is advisory; the driver's own writes also refresh it
 
     def stop(self) -> None:
         self._halt.set()
@@ -313,7 +306,7 @@ def run_spec(
             progress.stop()
             return result
         result.executor = ex.kind
-        beat = _Heartbeat(path, st._token)
+        beat = _Heartbeat(path, st.lock_token)
         beat.start()
         try:
             groups = plan_groups(todo, ex.workers if ex.kind != "serial" else 1, batch)

@@ -415,16 +415,14 @@ class Store:
             )
         self._token = token
 
-    @_converting
-    def heartbeat(self) -> None:
-        """Refresh the lock's heartbeat (the driver calls this while it waits)."""
-        if self._token is not None:
-            with self.transaction() as con:
-                self._beat(con)
+    @property
+    def lock_token(self) -> str | None:
+        """The token of the writer lock this store holds (None when it holds none)."""
+        return self._token
 
     def _beat(self, con: sqlite3.Connection) -> None:
         if self._token is not None:
-            con.execute("UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), self._token))
+            _refresh_heartbeat(con, self._token)
 
     @_converting
     def release(self) -> None:
@@ -646,6 +644,22 @@ class Store:
             rec["sweep"] = sweep or rec["sweep"]
             out.append(rec)
         return out
+
+
+def _refresh_heartbeat(con: sqlite3.Connection, token: str) -> None:
+    con.execute("UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), token))
+
+
+def refresh_heartbeat(path: str | Path, token: str) -> None:
+    """Refresh the heartbeat of the writer lock ``token`` of the store at ``path``, on a
+    connection of its own: what a thread beside the driver (whose Store connection belongs to
+    the driver's thread) calls while the driver waits for long runs."""
+    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+    try:
+        with con:
+            _refresh_heartbeat(con, token)
+    finally:
+        con.close()
 
 
 def _sql_float(value: float) -> float | None:
