@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from twolayer.measure import MEASUREMENTS
-from twolayer.measure.registry import Measurement
+from engine_helpers import temporary_measurement
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -43,9 +41,5 @@ def _boom(ctx: Any, fail: bool = False, message: str = "this run was asked to fa
 @pytest.fixture
 def boom() -> Iterator[str]:
     """Register the measurement 'test_boom' for one test, then remove it again."""
-    name = "test_boom"
-    MEASUREMENTS.add(name, Measurement(name, _boom, False, "raises on request"))
-    try:
+    with temporary_measurement("test_boom", _boom, "raises on request") as name:
         yield name
-    finally:
-        MEASUREMENTS._items.pop(name, None)

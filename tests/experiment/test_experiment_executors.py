@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from engine_helpers import temporary_measurement
 
 from twolayer import RunConfig
 from twolayer.cli import main
@@ -24,8 +25,6 @@ from twolayer.experiment import executors
 from twolayer.experiment.executors import LOST, ExecutorError, LocalExecutor
 from twolayer.experiment.runner import run_spec
 from twolayer.experiment.store import Store
-from twolayer.measure import MEASUREMENTS
-from twolayer.measure.registry import Measurement
 from twolayer.threads import (
     SMALL_RUN,
     blas_threads_for_run,
@@ -106,12 +105,10 @@ def _threads_measurement(ctx: Any) -> dict[str, float]:
 
 @pytest.fixture
 def threads_measure() -> Iterator[str]:
-    name = "test_blas_threads"
-    MEASUREMENTS.add(name, Measurement(name, _threads_measurement, False, "BLAS threads now"))
-    try:
+    with temporary_measurement(
+        "test_blas_threads", _threads_measurement, "BLAS threads now"
+    ) as name:
         yield name
-    finally:
-        MEASUREMENTS._items.pop(name, None)
 
 
 @pytest.mark.parametrize("threads", [None, 2])
@@ -139,12 +136,8 @@ def _killer(ctx: Any, marker: str = "", always: bool = False) -> dict[str, float
 
 @pytest.fixture
 def killer() -> Iterator[str]:
-    name = "test_killer"
-    MEASUREMENTS.add(name, Measurement(name, _killer, False, "kills its worker"))
-    try:
+    with temporary_measurement("test_killer", _killer, "kills its worker") as name:
         yield name
-    finally:
-        MEASUREMENTS._items.pop(name, None)
 
 
 def _store_rows(path: Path) -> dict[str, tuple[str, str | None]]:
