@@ -13,11 +13,16 @@ eta_tilde (1/n_0) sum_mu (y_mu - f_mu) sigma'(<w_j, x_mu>) x_mu). To leading ord
 
     W_1 ~= c_W W_0 + r 1 v^T,    v a unit vector with <v, theta> = gamma,
     r = eta_tilde mu_1 sqrt(g2 / alpha_0 + c_1^2),
-    c_W = sqrt(1 + eta_tilde^2 g2 s2 / alpha_0),
+    c_W = sqrt((1 + eta_tilde m_y e_2)^2 + eta_tilde^2 g2 s2 / alpha_0),
     gamma = c_1 / sqrt(g2 / alpha_0 + c_1^2),   rho = sqrt(1 - gamma^2),
 
-with mu_1 = E[z sigma(z)], c_1 = E[z g(z)], g2 = E g(z)^2, s2 = E(sigma'(z) - mu_1)^2 (this assumes
-the network output at initialisation is negligible, e.g. sigma odd). Readout: ridge on
+with mu_1 = E[z sigma(z)], c_1 = E[z g(z)], g2 = E y^2, s2 = E(sigma'(z) - mu_1)^2, m_y = E y and
+e_2 = E sigma''(z) = E[z sigma'(z)] (this assumes the network output at initialisation is
+negligible, e.g. sigma odd). The term m_y e_2 is Stein's lemma on the row itself: for a unit row
+w nearly orthogonal to theta, E[y sigma'(<w, x>) x] = c_1 mu_1 theta + m_y e_2 w, so each row
+also moves along itself and the bulk is scaled by 1 + eta_tilde m_y e_2 before the fluctuations
+add in quadrature; it vanishes when the target is centred or sigma'' has mean zero (sigma odd),
+which is the setting of Cui et al. Readout: ridge on
 n = alpha d fresh samples, features phi = sigma(X W^T) / sqrt(p), objective on the SUM:
 sum_mu (y_mu - <a, phi_mu>)^2 + lam ||a||^2 (mean convention: lam / n,
 :func:`twolayer.theory.ridge.penalty_sum_to_mean`); test MSE against the noiseless target.
@@ -101,7 +106,15 @@ class SpikedRFParameters:
 
 
 def spiked_rf_parameters(
-    eta_tilde: float, alpha0: float, *, mu1: float, c1: float, g2: float, s2: float
+    eta_tilde: float,
+    alpha0: float,
+    *,
+    mu1: float,
+    c1: float,
+    g2: float,
+    s2: float,
+    y_mean: float = 0.0,
+    e2: float = 0.0,
 ) -> SpikedRFParameters:
     """sRF parameters after one step (Cui et al. 2024; see the module docstring).
 
@@ -117,11 +130,15 @@ def spiked_rf_parameters(
         Teacher E[z g(z)] and E[y^2] (= E g(z)^2 without label noise; >= c1^2).
     s2 : float
         E (sigma'(z) - mu1)^2.
+    y_mean, e2 : float
+        The target's mean E y and the student's E sigma''(z) = E[z sigma'(z)]; their product
+        scales each row along itself (module docstring). Both default to 0, Cui et al.'s setting.
 
     Returns
     -------
     SpikedRFParameters
-        r = eta_tilde mu1 sqrt(g2/alpha0 + c1^2), c_W = sqrt(1 + eta_tilde^2 g2 s2 / alpha0),
+        r = eta_tilde mu1 sqrt(g2/alpha0 + c1^2),
+        c_W = sqrt((1 + eta_tilde y_mean e2)^2 + eta_tilde^2 g2 s2 / alpha0),
         gamma = c1 / sqrt(g2/alpha0 + c1^2).
     """
     if not alpha0 > 0:
@@ -133,7 +150,7 @@ def spiked_rf_parameters(
     spread = math.sqrt(g2 / alpha0 + c1**2)
     return SpikedRFParameters(
         r=eta_tilde * mu1 * spread,
-        c_w=math.sqrt(1.0 + eta_tilde**2 * g2 * s2 / alpha0),
+        c_w=math.sqrt((1.0 + eta_tilde * y_mean * e2) ** 2 + eta_tilde**2 * g2 * s2 / alpha0),
         gamma=c1 / spread if spread > 0 else 0.0,
     )
 
@@ -146,15 +163,18 @@ def spiked_rf_parameters_for(
     ``activation`` (the student's sigma) and ``link`` (the teacher's g) are names or
     Activations; label noise of standard deviation ``noise`` enters through
     E[y^2] = E g(z)^2 + noise^2 (the gradient's data term X^T y / n_0 has squared norm
-    c_1^2 + E[y^2] d / n_0).
+    c_1^2 + E[y^2] d / n_0). The target's mean E g(z) and E sigma''(z) = E[z sigma'(z)] give the
+    bulk's scaling along each row (module docstring).
     """
     from twolayer.activations import gaussian_expectation, get_activation
 
     act, g = get_activation(activation), get_activation(link)
     mu1 = act.constants.mu1
     s2 = gaussian_expectation(lambda z: (act.derivative(z) - mu1) ** 2, act.kinks)
+    e2 = gaussian_expectation(lambda z: z * act.derivative(z), act.kinks)
     return spiked_rf_parameters(eta_tilde, alpha0, mu1=mu1, c1=g.constants.mu1,
-                                g2=g.constants.norm2 + float(noise) ** 2, s2=s2)
+                                g2=g.constants.norm2 + float(noise) ** 2, s2=s2,
+                                y_mean=g.constants.mu0, e2=e2)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ learning rate eta_tilde in Cui et al.'s scaling (W_1 = W_0 + eta_tilde N G^T, G 
 samples:
 
     r = eta_tilde mu_1 sqrt(g2 / alpha_0 + c_1^2),
-    c_W = sqrt(1 + eta_tilde^2 g2 s2 / alpha_0),
+    c_W = sqrt((1 + eta_tilde m_y e_2)^2 + eta_tilde^2 g2 s2 / alpha_0),
     gamma = c_1 / sqrt(g2 / alpha_0 + c_1^2),
 
-with mu_1 = E[z sigma(z)], s2 = E(sigma'(z) - mu_1)^2 of the student and c_1 = E[z g(z)],
+with mu_1 = E[z sigma(z)], s2 = E(sigma'(z) - mu_1)^2, e_2 = E sigma''(z) of the student and
+m_y = E y, c_1 = E[z g(z)],
 g2 = E[y^2] = E g(z)^2 + noise^2 of the teacher (Cui et al. have no label noise; with noise the
 gradient's data term X^T y / n_0 has squared norm c_1^2 + E[y^2] d / n_0, hence E[y^2]).
 The formulas are those of :func:`twolayer.theory.spiked_rf.spiked_rf_parameters`, which this
