@@ -179,11 +179,46 @@ def test_yaml_exponent_floats_and_name_from_file(tmp_path, tiny):
     import yaml
 
     text = yaml.safe_dump(tiny).replace("__L__", "[1e-3, 1e-1]")
-    path = tmp_path / "my run.yaml"
+    path = tmp_path / "Sweep-eta.v2.yaml"
     path.write_text(text)
     spec = load_spec(path)
-    assert spec.name == "my_run"
+    assert spec.name == "Sweep-eta.v2"  # the file name as written, not rewritten
     assert spec.readout["lambdas"] == [1e-3, 1e-1]
+
+
+@pytest.mark.parametrize(("stem", "why", "fix"), [
+    ("my run", "contains ' '", "name: my_run"),
+    ("_draft", "starts with '_'", "name: draft"),
+    ("étude", "contains 'é'", "name: tude"),
+])
+def test_a_file_name_that_cannot_be_a_name_is_an_error_saying_what_to_write(tmp_path, tiny,
+                                                                              stem, why, fix):
+    tiny.pop("name")
+    path = tmp_path / f"{stem}.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    err = _error(path)
+    assert err.path == "name" and str(err).startswith(str(path))
+    assert why in str(err) and f"add '{fix}'" in str(err)
+    tiny["name"] = "given"  # an explicit name is taken whatever the file is called
+    path.write_text(yaml.safe_dump(tiny))
+    assert load_spec(path).name == "given"
+
+
+def test_sweeping_the_default_step_needs_no_steps_list(tiny):
+    # train.steps defaults to one step (docs/spec.md); its eta.c is sweepable as is, and the
+    # runs are the very runs of a spec that writes the default step out
+    tiny["train"] = {"protocol": "giant_steps", "n": 20}
+    tiny["sweep"] = {"train.steps[0].eta.c": [0.5, 2.0]}
+    _, runs = load_spec_with_runs(tiny)
+    assert [r.config.train.steps[0].eta.c for r in runs] == [0.5, 2.0]
+    assert len(runs[0].config.train.steps) == 1
+    written = copy.deepcopy(tiny)
+    written["train"]["steps"] = [{"eta": {"c": 1.0}, "batch": "fresh"}]
+    _, same = load_spec_with_runs(written)
+    assert [r.id for r in runs] == [r.id for r in same]
+    # an index past the default list is still one clear error
+    tiny["sweep"] = {"train.steps[1].eta.c": [0.5]}
+    assert "train.steps has 1 element(s) in the spec, no [1]" in str(_error(tiny))
 
 
 def test_sweep_grid_zip_and_seeds(tiny):

@@ -40,7 +40,16 @@ exponent (`1e-3` and `1.0e-3` both work).
 Sweep keys are dotted paths into the run sections, with `[i]` (or `.i`) for list elements:
 `student.N`, `train.steps[0].eta.c`, `readout.lambdas` (a whole list as one value).
 `sweep` takes the grid product of its lists; `zip` varies its lists together (one grid axis);
-every point runs once per seed.
+every point runs once per seed. A list the spec leaves out takes its default before a sweep
+key indexes into it: `train.steps[0].eta.c` sweeps the step size of the default single step
+without a `steps:` list in the spec.
+
+A spec file without `name` takes the file's name without its extension, as written
+(`sweep_eta.yaml` is the experiment `sweep_eta`); a file name that cannot be a name (a space,
+an accent, a leading `_`) is an error saying which name to write.
+
+`twolayer schema > twolayer.schema.json` writes this reference as a JSON Schema, for an editor's
+completion and checking (docs/cli.md says how to use it in VS Code).
 """
 
 

@@ -87,6 +87,10 @@ class ExecutorConfig(_Model):
         return self
 
 
+#: What an experiment name may be (it names the default store file and the sweep in a store).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
 class Spec(_Model):
     """A validated experiment: the run sections, seeds, a sweep, an executor and a store.
 
@@ -95,8 +99,9 @@ class Spec(_Model):
     """
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description="experiment name: letters, digits, '_', '-', '.'; names the default store",
+        pattern=NAME_PATTERN,
+        description="experiment name: letters, digits, '_', '-', '.'; names the default store "
+        "(a spec file without it: the file's name)",
     )
     description: str = Field("", description="free text, kept with the sweep in the store")
     seeds: PositiveInt | list[NonNegativeInt] = Field(
@@ -496,12 +501,34 @@ def load_spec_with_runs(
             label,
         )
     if "name" not in data and name is not None:
-        data["name"] = re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "experiment"
+        data["name"] = _name_from_file(name, label)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError([p for p, _ in _translate(exc, data, Spec, node)], label) from None
     return spec, _resolve(spec, label, node)
+
+
+def _name_from_file(stem: str, source: str) -> str:
+    """The experiment name of a spec without ``name``: the file name (``stem``) as written, or
+    a SpecError saying which characters keep it from being a name and what to write instead."""
+    if re.fullmatch(NAME_PATTERN, stem):
+        return stem
+    bad = dict.fromkeys(re.findall(r"[^A-Za-z0-9_.\-]", stem))
+    if not stem:
+        why = "it is empty"
+    elif bad:
+        why = f"it contains {', '.join(map(repr, bad))}"
+    else:  # only the first character is wrong: '_', '-' or '.'
+        why = f"it starts with {stem[0]!r}"
+    fixed = re.sub(r"[^A-Za-z0-9_.\-]", "_", stem).lstrip("_.-") or "experiment"
+    problem = Problem(
+        "name",
+        f"the spec has no 'name' and its file name {stem!r} cannot be one ({why}; a name is "
+        "letters, digits, '_', '-' and '.', starting with a letter or digit): add "
+        f"'name: {fixed}' to the spec or rename the file",
+    )
+    raise SpecError([problem], source)
 
 
 def dump_spec(spec: Spec, path: str | Path) -> None:
@@ -668,6 +695,39 @@ def _set_path(data: dict[str, Any], path: PathT, value: Any) -> None:
         cur[last] = copy.deepcopy(value)
 
 
+def _fill_default_lists(root: type[BaseModel], data: dict[str, Any], path: PathT) -> None:
+    """Where ``path`` indexes into a list that the spec leaves out, write the field's default
+    list there, so that ``train.steps[0].eta.c`` can be swept without writing ``steps:`` (one
+    step is the documented default, docs/spec.md). Elements are written by their non-default
+    values only (``{}`` for a default step), so the resolved run is the same as if the user had
+    written the default list out. Paths that do not lead to such a list are left alone; the
+    caller reports them."""
+    tp: Any = root
+    cur: Any = data
+    for i, part in enumerate(path[:-1]):
+        options = _unwrap(tp)
+        if isinstance(part, int):
+            lists = [t for t in options if typing.get_origin(t) is list]
+            if not lists or not isinstance(cur, list) or not -len(cur) <= part < len(cur):
+                return
+            tp, cur = (typing.get_args(lists[0]) or (Any,))[0], cur[part]
+            continue
+        model = _pick_model(options, cur)
+        if model is None or not isinstance(cur, dict) or part not in model.model_fields:
+            return
+        field_ = model.model_fields[part]
+        if cur.get(part) is None and isinstance(path[i + 1], int) and field_.default_factory:
+            default = field_.get_default(call_default_factory=True)
+            if not isinstance(default, list):
+                return
+            cur[part] = [
+                x.model_dump(mode="json", exclude_defaults=True) if isinstance(x, BaseModel)
+                else copy.deepcopy(x)
+                for x in default
+            ]
+        tp, cur = field_.annotation, cur.get(part)
+
+
 def _load_plugins(spec: Spec, source: str, node: yaml.Node | None) -> None:
     """Import the spec's plugin modules, so that their components are registered before the
     run sections are validated; a module that cannot be imported is a SpecError."""
@@ -714,6 +774,7 @@ def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
         data = copy.deepcopy(base)
         try:
             for key, value in point.items():
+                _fill_default_lists(RunConfig, data, keys[key])
                 _set_path(data, keys[key], value)
         except ValueError as exc:
             problems.setdefault(("sweep", str(exc)), Problem("sweep", f"cannot apply: {exc}"))
