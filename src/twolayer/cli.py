@@ -47,8 +47,21 @@ def _handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the version, with the git commit when installed from a checkout."""
+    if not value or ctx.resilient_parsing:
+        return
+    from twolayer.experiment.provenance import version_line
+
+    click.echo(version_line())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="twolayer", message="twolayer %(version)s")
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+    help="Print the version (with the git commit when installed from a checkout) and exit.",
+)
 def main() -> None:
     """twolayer: feature learning in two-layer networks - simulations, sweeps and theory.
 
@@ -150,6 +163,11 @@ class _RichProgress:
 )
 @click.option("--retry-failed", is_flag=True, help="Run the failed runs of the store again.")
 @click.option(
+    "--rerun-stale", is_flag=True,
+    help="Recompute the stored runs computed with other versions (twolayer version or commit, "
+    "NumPy, SciPy, torch; docs/engine.md, 'Provenance').",
+)
+@click.option(
     "--batch-seeds/--no-batch-seeds",
     default=None,
     help="Run the seeds of each sweep point as one batched computation (default: the spec's "
@@ -166,6 +184,10 @@ class _RichProgress:
     help="Metric whose best (lowest) value the progress bar shows "
     "(default: readout.test_mse, else network.test_mse).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="With --dry-run: print the plan as one JSON object (keys in docs/cli.md).",
+)
 @_handle_errors
 def run(
     spec: Path,
@@ -173,10 +195,12 @@ def run(
     jobs: int | None,
     executor: str | None,
     retry_failed: bool,
+    rerun_stale: bool,
     batch_seeds: bool | None,
     quiet: bool,
     dry_run: bool,
     metric: str | None,
+    as_json: bool,
 ) -> None:
     """Run SPEC (a YAML file): one run, or a sweep over parameters and seeds.
 
@@ -190,6 +214,7 @@ def run(
       twolayer run examples/sweep_eta.yaml --jobs 4 --store results/eta.sqlite
       twolayer run examples/sweep_eta.yaml --retry-failed
       twolayer run examples/sweep_eta.yaml --dry-run      # what would run, nothing runs
+      twolayer run examples/sweep_eta.yaml --dry-run --json   # the same, for scripts
       twolayer run examples/sweep_eta.yaml --batch-seeds   # seeds of a point as one batch
       twolayer run big_sweep.yaml --executor dask     # executor.address in the spec
     """
@@ -197,9 +222,15 @@ def run(
     from twolayer.experiment.runner import plan_spec, run_spec
     from twolayer.experiment.spec import load_spec_with_runs
 
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run (a run's results: twolayer export)")
     parsed, runs = load_spec_with_runs(spec)
     if dry_run:
-        _print_plan(plan_spec(parsed, store=store, retry_failed=retry_failed))
+        plan = plan_spec(parsed, store=store, retry_failed=retry_failed, rerun_stale=rerun_stale)
+        if as_json:
+            _echo_json(plan_json(plan))
+        else:
+            _print_plan(plan)
         return
     interactive = sys.stdout.isatty() and not quiet
     progress = _RichProgress(metric, enabled=interactive)
@@ -213,6 +244,7 @@ def run(
             progress=progress,
             runs=runs,
             batch_seeds=batch_seeds,
+            rerun_stale=rerun_stale,
         )
     except ExecutorError as exc:  # nothing was marked in the store
         click.echo(f"error: {exc}", err=True)
@@ -222,6 +254,10 @@ def run(
     counts = result.counts()
     if not quiet:
         _report(result, counts, progress)
+    stale = result.stale_message()
+    if stale:  # even with --quiet: results of two versions are about to be mixed
+        click.echo(f"warning: {stale}; `twolayer run {spec} --rerun-stale` recomputes them",
+                   err=True)
     if counts.get("failed") or counts.get("running"):
         sys.exit(1)
 
@@ -240,6 +276,24 @@ def _interrupted(progress: _RichProgress, store: Path) -> NoReturn:
     sys.exit(130)
 
 
+def _echo_json(data: Any) -> None:
+    """One JSON document on stdout (keys sorted, so that the output of two versions diffs)."""
+    import json
+
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def plan_json(plan: Any) -> dict[str, Any]:
+    """``twolayer run --dry-run --json``: the plan of :func:`twolayer.experiment.runner.plan_spec`
+    as plain data. Keys (stable, docs/cli.md): store, sweep, axes (sweep key -> number of
+    values), seeds, total, stored (status -> runs), todo, students."""
+    return {
+        "store": str(plan.store), "sweep": plan.sweep, "axes": dict(plan.axes),
+        "seeds": plan.seeds, "total": plan.total, "stored": dict(plan.stored),
+        "todo": plan.todo, "students": plan.students,
+    }
+
+
 def _print_plan(plan: Any) -> None:
     console = _plain_console()
     axes = " x ".join(f"{k} ({n})" for k, n in plan.axes.items()) or "one point"
@@ -250,6 +304,11 @@ def _print_plan(plan: Any) -> None:
         f"would run {plan.todo}, training {plan.students} student(s) "
         "(runs differing only in readout, evaluation or measurements share one)"
     )
+    if plan.stale:
+        from twolayer.experiment.provenance import environment, stale_line
+
+        stored = sum(n for s, n in plan.stored.items() if s in ("done", "diverged"))
+        console.print(f"note: {stale_line(plan.stale, stored, environment())}")
 
 
 def _plain_console() -> Any:
@@ -315,8 +374,14 @@ def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> Non
     "--all-failures", is_flag=True,
     help=f"List every failed or diverged run (default: the first {MAX_FAILURES_SHOWN}).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print one JSON object: counts per sweep and every failed or diverged run "
+    "(keys in docs/cli.md).",
+)
 @_handle_errors
-def status(store: Path, sweep: str | None, tracebacks: bool, all_failures: bool) -> None:
+def status(store: Path, sweep: str | None, tracebacks: bool, all_failures: bool,
+           as_json: bool) -> None:
     """Counts of runs by status per sweep, and the failed and diverged runs with their errors
     (the first few; all of them with --all-failures or --tracebacks).
 
@@ -324,6 +389,7 @@ def status(store: Path, sweep: str | None, tracebacks: bool, all_failures: bool)
     Examples:
       twolayer status sweep_eta.sqlite
       twolayer status results.sqlite --sweep sweep_eta --tracebacks
+      twolayer status sweep_eta.sqlite --json    # for scripts
     """
     from rich.table import Table
 
@@ -336,6 +402,10 @@ def status(store: Path, sweep: str | None, tracebacks: bool, all_failures: bool)
             known = ", ".join(sweeps) or "none"
             raise StoreError(f"no sweep {sweep!r} in {store}; sweeps: {known}")
         holder = st.lock_holder()
+        if as_json:
+            _echo_json(status_json(st, store, [sweep] if sweep else sweeps, holder, sweep,
+                                   tracebacks))
+            return
         table = Table(title=str(store), show_edge=False)
         table.add_column("sweep")
         for col in ("runs", "done", "diverged", "failed", "running"):
@@ -366,10 +436,121 @@ def status(store: Path, sweep: str | None, tracebacks: bool, all_failures: bool)
             where = ", ".join([f"seed {f['seed']}", *(f"{k}={v!r}" for k, v in f["point"].items())])
             console.print(f"{f['status']} {f['id']} ({where}){step}: {f['error']}")
             if tracebacks and f["status"] == "failed":
-                tb = st.con.execute("SELECT traceback FROM runs WHERE id = ?", (f["id"],))
-                console.print(tb.fetchone()[0] or "(no traceback)")
+                console.print(st.traceback(f["id"]) or "(no traceback)")
         if len(shown) < len(failures):
             console.print(f"... and {len(failures) - len(shown)} more (--all-failures lists them)")
+        _print_stale(console, st, sweep)
+
+
+def _print_stale(console: Any, st: Any, sweep: str | None) -> None:
+    """The one line of ``status`` on runs computed with other versions than this environment."""
+    from twolayer.experiment.provenance import environment, stale_groups, stale_line
+
+    counts = st.provenance_counts(sweep)
+    current = environment()
+    line = stale_line(stale_groups(counts, current), sum(n for _, n in counts), current,
+                      "done and diverged runs")
+    if line:
+        console.print(f"note: {line} (`twolayer run SPEC --rerun-stale` recomputes them, "
+                      "`twolayer verify` compares a sample)")
+
+
+def status_json(st: Any, store: Path, sweeps: list[str], holder: dict[str, Any] | None,
+                sweep: str | None, tracebacks: bool) -> dict[str, Any]:
+    """``twolayer status --json``. Keys (stable, docs/cli.md): store; writer (null, or host,
+    pid, sweep, since of the live process writing the store); sweeps (a list of name, runs,
+    done, diverged, failed, running, live); failures (every failed or diverged run: id, status,
+    error, diverged_step, seed, point; traceback with --tracebacks)."""
+    rows = []
+    for name in sweeps:
+        counts = st.counts(name)
+        rows.append({
+            "name": name, "runs": sum(counts.values()),
+            **{s: counts.get(s, 0) for s in ("done", "diverged", "failed", "running")},
+            "live": holder is not None and holder["sweep"] == name,
+        })
+    failures = []
+    for f in st.failures(sweep):
+        row = {k: f[k] for k in ("id", "status", "error", "diverged_step", "seed", "point")}
+        if tracebacks:
+            row["traceback"] = st.traceback(f["id"])
+        failures.append(row)
+    return {"store": str(store), "writer": holder, "sweeps": rows, "failures": failures}
+
+
+# ---------------------------------------------------------------------------------------------
+# verify
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--sample", "-k", type=click.IntRange(min=1), default=5, show_default=True,
+    help="Done runs to recompute, drawn at random.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of that draw.")
+@click.option("--sweep", help="Draw from the runs of this sweep only.")
+@click.option(
+    "--rtol", type=click.FloatRange(min=0), help="Relative tolerance (default 1e-6 for float64 "
+    "runs, 1e-3 for float32).",
+)
+@click.option(
+    "--atol", type=click.FloatRange(min=0), help="Absolute tolerance (default 1e-9 for "
+    "float64 runs, 1e-6 for float32).",
+)
+@_handle_errors
+def verify(
+    store: Path, sample: int, seed: int, sweep: str | None, rtol: float | None,
+    atol: float | None,
+) -> None:
+    """Recompute a random sample of the done runs of STORE in this process (nothing is
+    written) and print, per metric, the largest absolute and relative difference from the
+    stored values. Exit code 1 if a difference exceeds |new - stored| <= atol + rtol |stored|,
+    or a run no longer finishes.
+
+    Runs are deterministic given their config and seed: in the environment that computed them
+    the differences are 0 or rounding; a change of code or library shows here
+    (docs/engine.md, "Verify").
+
+    \b
+    Examples:
+      twolayer verify sweep_eta.sqlite
+      twolayer verify results.sqlite --sample 20 --seed 1 --sweep sweep_eta
+    """
+    from rich.table import Table
+
+    from twolayer.experiment.provenance import environment, stale_line
+    from twolayer.experiment.verify import verify_store
+
+    console = _plain_console()
+    report = verify_store(store, sample=sample, seed=seed, sweep=sweep, rtol=rtol, atol=atol)
+    if not report.runs:
+        console.print(f"{store}: no done runs to verify")
+        return
+    line = stale_line(report.stale, len(report.runs), environment(), "verified runs")
+    if line:
+        console.print(f"note: {line}")
+    tol = "; ".join(f"{d}: rtol {r:g}, atol {a:g}" for d, (r, a) in report.tolerance.items())
+    table = Table(
+        title=f"{len(report.runs)} of {report.done} done runs recomputed ({tol})",
+        show_edge=False,
+    )
+    for col in ("metric", "runs", "max abs diff", "max rel diff", "over tol", "worst run"):
+        table.add_column(col, justify="left" if col in ("metric", "worst run") else "right")
+    for name, m in report.metrics.items():
+        table.add_row(
+            name, str(m.runs), f"{m.max_abs:.3g}", f"{m.max_rel:.3g}", str(m.exceeded),
+            m.worst if m.exceeded else "",
+        )
+    console.print(table)
+    for problem in report.problems:
+        console.print(f"problem: {problem}")
+    if report.passed:
+        console.print("verified: every difference within tolerance")
+    else:
+        bad = sum(1 for m in report.metrics.values() if m.exceeded)
+        console.print(f"FAILED: {bad} metric(s) over tolerance, {len(report.problems)} problem(s)")
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,18 +590,41 @@ def export(store: Path, fmt: str, sweep: str | None, output: Path | None) -> Non
 
 
 @main.command()
-def recipes() -> None:
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print a JSON list of name, title, paper (keys in docs/cli.md).",
+)
+def recipes(as_json: bool) -> None:
     """List the recipes: one spec per phenomenon of the literature.
 
     \b
-    Example:
+    Examples:
       twolayer recipes
+      twolayer recipes --json
     """
     from twolayer.recipes import RECIPES
 
+    if as_json:
+        _echo_json([{"name": name, "title": RECIPES.get(name).title,
+                     "paper": RECIPES.get(name).paper} for name in RECIPES])
+        return
     for name in RECIPES:
         recipe = RECIPES.get(name)
         click.echo(f"{name:30s} {recipe.title}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of a spec file, for an editor's completion and checking
+    (docs/cli.md: VS Code's YAML extension).
+
+    \b
+    Example:
+      twolayer schema > twolayer.schema.json
+    """
+    from twolayer.experiment.schema import spec_schema_json
+
+    click.echo(spec_schema_json())
 
 
 @main.command()
