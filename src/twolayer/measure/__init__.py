@@ -6,6 +6,7 @@ from twolayer.measure import function_space as function_space
 from twolayer.measure import gap as gap
 from twolayer.measure import kernel as kernel
 from twolayer.measure import norm_bound as norm_bound
+from twolayer.measure import online_sgd as online_sgd
 from twolayer.measure import outliers as outliers
 from twolayer.measure import overlaps as overlaps
 from twolayer.measure import patterns as patterns

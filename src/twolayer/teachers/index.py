@@ -174,7 +174,12 @@ class MultiIndex(IndexTeacher):
       - ``staircase``: z_1 + z_1 z_2 + ... + z_1 ... z_r;
       - ``hermite``: h_k(z_1) = He_k(z_1) / sqrt(k!) (``k``);
       - a callable mapping z (n, r) to y (n,).
+
+    With ``link: sum`` the teacher is a committee machine y = sum_k v*_k g(<b_k, x>) + noise;
+    ``committee`` is then (g, v*) (else None).
     """
+
+    committee: tuple[Activation, np.ndarray] | None = None
 
     task = "regression"
 
@@ -214,6 +219,9 @@ class MultiIndex(IndexTeacher):
             )
             if w.shape != (self.r,):
                 raise ValueError(f"multi_index: weights must have length r={self.r}, got {w.shape}")
+            # the committee's own units and second layer, read by the online-SGD theory
+            # (twolayer.measure.online_sgd)
+            self.committee = (act, w)
             return lambda z: act(z) @ w
         if link == "product":
             return lambda z: np.prod(z, axis=1)
