@@ -9,6 +9,7 @@ import pytest
 import scipy.integrate
 
 from twolayer import plots
+from twolayer.plots.labels import METRICS
 from twolayer.theory.marchenko_pastur import mp_singular_value_edges
 
 
@@ -100,15 +101,16 @@ def test_standard_figures_draw_theory_predictions_as_lines(tmp_path, monkeypatch
     monkeypatch.setattr(standard.plots, "save", keep)
     standard.plot_store(tmp_path / "s.sqlite", tmp_path)
     ax = drawn["theory_lines_errors"].axes[0]
+    theory, readout = METRICS["ridge_theory.test_mse"], METRICS["readout.test_mse"]
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
-    assert "ridge_theory.test_mse" in lines  # a line through the 3 seed means
-    assert len(lines["ridge_theory.test_mse"].get_xdata()) == 3
+    assert theory in lines  # a line through the 3 seed means
+    assert len(lines[theory].get_xdata()) == 3
     measured = {c.get_label(): c for c in ax.containers}  # error bars
-    assert "readout.test_mse" in measured and "ridge_theory.test_mse" not in measured
+    assert readout in measured and theory not in measured
     # the prediction is drawn in the colour of what it predicts
-    points = measured["readout.test_mse"].lines[0]
-    assert lines["ridge_theory.test_mse"].get_color() == points.get_color()
-    assert lines["ridge_theory.test_mse"].get_linestyle() == "--"
+    points = measured[readout].lines[0]
+    assert lines[theory].get_color() == points.get_color()
+    assert lines[theory].get_linestyle() == "--"
 
 
 def test_swept_columns_put_the_longest_numeric_axis_first_and_theory_finds_its_counterpart():
@@ -148,5 +150,115 @@ def test_a_sweep_over_names_gets_a_categorical_axis(tmp_path, monkeypatch):
     standard.plot_store(tmp_path / "n.sqlite", tmp_path)
     ax = drawn["names_errors"].axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["relu", "tanh", "erf"]
-    theory = next(ln for ln in ax.get_lines() if ln.get_label() == "ridge_theory.test_mse")
+    theory = next(ln for ln in ax.get_lines()
+                  if ln.get_label() == METRICS["ridge_theory.test_mse"])
     assert theory.get_linestyle() == "None" and list(theory.get_xdata()) == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# figures a paper can use (issue 18): labels in words, W-only quantities not split by the
+# readout size, parameters in titles, counts as steps, column widths
+
+
+def _drawn_figures(tmp_path, monkeypatch, spec) -> dict:
+    from twolayer.experiment import run_spec
+    from twolayer.plots import standard
+
+    run_spec(spec)
+    drawn: dict[str, object] = {}
+
+    def keep(fig, folder, stem):  # the figure as save() gets it, then the real save
+        drawn[stem] = (fig, fig.get_size_inches().copy())
+        return save(fig, folder, stem)
+
+    save = standard.plots.save
+    monkeypatch.setattr(standard.plots, "save", keep)
+    standard.plot_store(spec["store"], tmp_path / "figs")
+    return drawn
+
+
+def test_standard_figures_are_labelled_in_words_and_do_not_split_w_only_quantities(
+        tmp_path, monkeypatch):
+    from twolayer.plots.labels import KIND_AXES
+
+    spec = {
+        "name": "eta_readout",
+        "seeds": 2,
+        "teacher": {"name": "single_index", "d": 20, "link": "tanh", "noise": 0.1},
+        "student": {"N": 40},
+        "train": {"protocol": "giant_steps", "n": 60},  # the default single step, swept below
+        "readout": {"n": 30, "lambdas": [1e-2], "baselines": ["random_features"]},
+        "evaluate": {"n_test": 200},
+        "measure": [{"name": "spectrum", "features_spectrum": False},
+                    {"name": "outliers", "features_outliers": False},
+                    "overlaps", "spike_theory", "ridge_theory"],
+        "sweep": {"train.steps[0].eta.c": [0.5, 4.0, 16.0], "readout.n": [30, 60]},
+        "executor": {"kind": "serial"},
+        "store": str(tmp_path / "s.sqlite"),
+    }
+    spec["train"]["steps"] = [{"eta": {"c": 1.0, "alpha": 0.5, "S": "N"}}]
+    drawn = _drawn_figures(tmp_path, monkeypatch, spec)
+    assert set(drawn) >= {"eta_readout_errors", "eta_readout_overlaps", "eta_readout_outliers",
+                          "eta_readout_spectrum"}
+    for stem, (fig, size) in drawn.items():
+        ax = fig.axes[0]
+        assert ax.get_xlabel() and "." not in ax.get_xlabel().split("(")[0], stem
+        assert ax.get_ylabel() and "_" not in ax.get_ylabel(), stem
+        # parameters in the title, never a run hash
+        assert "d = 20" in ax.get_title() or "d = 20" in ax.get_title().replace(",", ""), stem
+        assert all(rid[:8] not in ax.get_title() for rid in _run_ids(spec["store"])), stem
+        # a single column (3.25 in) or both columns (6.75 in) of a paper
+        assert size[0] in (plots.SINGLE_COLUMN, plots.DOUBLE_COLUMN), (stem, size)
+        assert (tmp_path / "figs" / f"{stem}.pdf").stat().st_size > 0
+    errors = drawn["eta_readout_errors"][0].axes[0]
+    assert errors.get_xlabel() == "step size eta / sqrt(N)"
+    assert errors.get_ylabel() == "test MSE"
+    legend = [t.get_text() for t in errors.get_legend().get_texts()]
+    # the readout error depends on the readout size: one entry per size
+    assert f"{METRICS['readout.test_mse']}, n_r = 30" in legend
+    assert f"{METRICS['readout.test_mse']}, n_r = 60" in legend
+    overlaps = drawn["eta_readout_overlaps"][0].axes[0]
+    assert overlaps.get_ylabel() == KIND_AXES["overlaps"]
+    entries = [t.get_text() for t in overlaps.get_legend().get_texts()]
+    assert all("n_r" not in e for e in entries)  # W-only: drawn once, not per readout size
+    assert METRICS["overlaps.W_top_overlap"] in entries
+    assert len(entries) == len(set(entries)) <= 6
+    outliers = drawn["eta_readout_outliers"][0].axes[0]
+    count = next(ln for ln in outliers.get_lines()
+                 if ln.get_label() == METRICS["spike_theory.W_count"])
+    assert count.get_drawstyle() == "steps-mid"  # an integer count jumps, it does not ramp
+    assert [c.get_label() for c in outliers.containers] == [METRICS["outliers.W_count"]]
+
+
+def _run_ids(store) -> list[str]:
+    from twolayer.experiment import load
+
+    return list(load(store)["id"])
+
+
+def test_depends_on_follows_the_data_and_the_measurement_name():
+    from twolayer.plots.labels import depends_on
+
+    runs = pd.DataFrame({
+        "c": [0, 0, 1, 1] * 2, "readout.n": [10, 20] * 4, "seed": [0] * 4 + [1] * 4,
+        "readout.test_mse": [1.0, 0.5, 0.8, 0.4, 1.1, 0.6, 0.7, 0.3],
+        "custom.w_norm": [1.0, 1.0, 2.0, 2.0, 1.5, 1.5, 2.5, 2.5],  # same for both sizes
+        "outliers.W_top": [1.0, 1.0 + 1e-3, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0],
+    })
+    assert depends_on(runs, "readout.test_mse", "readout.n", ["c"])
+    assert not depends_on(runs, "custom.w_norm", "readout.n", ["c"])
+    assert depends_on(runs, "custom.w_norm", "c", ["readout.n"])
+    # a first-layer measurement never depends on the readout, whatever rounding says
+    assert not depends_on(runs, "outliers.W_top", "readout.n", ["c"])
+
+
+def test_labels_of_sweep_keys_and_metrics():
+    from twolayer.plots.labels import metric_label, step_size_label, sweep_label
+
+    runs = pd.DataFrame({"train.steps[0].eta.alpha": [1.0], "train.steps[0].eta.S": ["n"]})
+    assert step_size_label(runs) == "step size eta / n"
+    assert sweep_label("train.steps[1].eta.c") == "step size of step 2 eta"
+    assert sweep_label("readout.n") == "readout batch size n_r"
+    assert sweep_label("teacher.noise_rate") == "noise rate (teacher.noise_rate)"
+    assert metric_label("readout.test_mse") == "test MSE, ridge readout"
+    assert metric_label("kernel.top_eig") == "top eig (kernel)"

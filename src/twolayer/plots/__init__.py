@@ -3,11 +3,18 @@
 Every function draws on a given ``Axes`` (so figures compose) and returns it; :func:`save`
 writes a figure as PNG and PDF. Measurements are drawn as points with error bars (standard error
 over seeds), theory as lines.
+
+Figures are sized for a paper: :func:`figure` makes one panel a single column wide
+(:data:`SINGLE_COLUMN`, 3.25 in) and several panels a double column wide (:data:`DOUBLE_COLUMN`,
+6.75 in), and :func:`style` (``with plots.style(): ...``) sets 8 pt text and thin lines
+(:data:`PAPER_RC`), so that a figure goes into a LaTeX document at 100 % without rescaling
+its fonts. ``twolayer plot`` and ``twolayer reproduce`` draw inside :func:`style`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,9 @@ from matplotlib.ticker import LogFormatterSciNotation
 from twolayer.theory.marchenko_pastur import mp_density, mp_singular_value_edges
 
 __all__ = [
+    "DOUBLE_COLUMN",
+    "PAPER_RC",
+    "SINGLE_COLUMN",
     "figure",
     "mean_and_sem",
     "measured",
@@ -32,21 +42,72 @@ __all__ = [
     "plain_log_ticks",
     "save",
     "spectrum_histogram",
+    "style",
     "theory_line",
     "trajectories",
 ]
 
 
-def figure(ncols: int = 1, nrows: int = 1, width: float = 4.8, height: float = 3.6) -> tuple[
-    Figure, Any
-]:
-    """A new figure with ``nrows x ncols`` axes of the given size each (inches)."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+#: Text widths of a two-column paper (inches): one column, and both columns (NeurIPS/ICML/APS
+#: two-column styles are 3.25-3.4 in and 6.75-7 in).
+SINGLE_COLUMN = 3.25
+DOUBLE_COLUMN = 6.75
+
+#: Matplotlib settings of the figures: 8 pt text (7 pt ticks and legends) as a paper's
+#: captions, thin lines, fonts embedded as TrueType in PDF (editable, no Type 3), 300 dpi PNG.
+PAPER_RC: dict[str, Any] = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3.5,
+    "errorbar.capsize": 1.5,
+    "legend.frameon": False,
+    "legend.handlelength": 1.6,
+    "savefig.dpi": 300,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """Draw (and save) figures with :data:`PAPER_RC` inside this block."""
+    with plt.rc_context(PAPER_RC):
+        yield
+
+
+def figure(
+    ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None
+) -> tuple[Figure, Any]:
+    """A new figure with ``nrows x ncols`` axes (constrained layout).
+
+    Parameters
+    ----------
+    ncols, nrows : int
+    width, height : float, optional
+        Size of each axes in inches. Default: the figure is one column wide
+        (:data:`SINGLE_COLUMN`) for one column of axes, two columns wide (:data:`DOUBLE_COLUMN`)
+        for more; each row 0.75 of a single-column width high (2.4 in).
+
+    Returns
+    -------
+    (Figure, Axes or array of Axes)
+        A single Axes for one panel, else the (nrows, ncols) array.
+    """
+    total = (SINGLE_COLUMN if ncols == 1 else DOUBLE_COLUMN) if width is None else width * ncols
+    tall = 0.75 * SINGLE_COLUMN if height is None else height
+    fig, axes = plt.subplots(nrows, ncols, figsize=(total, tall * nrows), squeeze=False,
+                             layout="constrained")
     return fig, (axes[0, 0] if nrows * ncols == 1 else axes)
 
 
 def save(fig: Figure, folder: str | Path, stem: str) -> Path:
-    """Write ``folder/stem.png`` (150 dpi) and ``folder/stem.pdf``; close the figure.
+    """Write ``folder/stem.png`` (300 dpi) and ``folder/stem.pdf`` (vector); close the figure.
 
     Returns
     -------
@@ -57,9 +118,10 @@ def save(fig: Figure, folder: str | Path, stem: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for ax in fig.axes:
         plain_log_ticks(ax)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure not made by figure()
+        fig.tight_layout()
     png = folder / f"{stem}.png"
-    fig.savefig(png, dpi=150, bbox_inches="tight")  # keeps legends placed outside the axes
+    fig.savefig(png, dpi=300, bbox_inches="tight")  # keeps legends placed outside the axes
     fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
     plt.close(fig)
     return png
@@ -110,19 +172,16 @@ def measured(
     """Points with error bars from a table indexed by x with columns ``mean`` and ``sem``
     (as :meth:`twolayer.recipes.base.RecipeData.over_seeds` returns)."""
     x = np.asarray(stats.index, dtype=float)
-    ax.errorbar(
-        x, stats["mean"], yerr=stats["sem"], fmt=marker, ms=4, capsize=2, label=label,
-        color=color,
-    )
+    ax.errorbar(x, stats["mean"], yerr=stats["sem"], fmt=marker, label=label, color=color)
     return ax
 
 
 def theory_line(
     ax: Axes, x: Sequence[float], y: Sequence[float], *, label: str = "theory", **style: Any
 ) -> Axes:
-    """A theory prediction as a line."""
+    """A theory prediction as a line (``drawstyle="steps-mid"`` for an integer count, which
+    jumps between sweep points instead of ramping)."""
     style.setdefault("color", "black")
-    style.setdefault("lw", 1.2)
     ax.plot(np.asarray(x, float), np.asarray(y, float), label=label, **style)
     return ax
 
@@ -182,7 +241,7 @@ def trajectories(
     for label, frame in frames.items():
         if column in frame:
             ax.plot(frame[x], frame[column], label=label)
-    ax.set_xlabel(x)
+    ax.set_xlabel("training step" if x == "step" else x)
     ax.set_ylabel(column)
     if logy:
         ax.set_yscale("log")
