@@ -55,7 +55,8 @@ class Claim:
         How the tolerance was derived (k standard errors over seeds, a finite-size term measured
         on a separate size sweep, ...), and on which seeds it was calibrated.
     slack : float or None
-        For a bound: (bound - measured) / |bound| (how far inside the bound; negative: outside).
+        For a bound: ``(bound - measured) / |bound|``, how far inside the bound (negative:
+        outside).
     """
 
     id: str

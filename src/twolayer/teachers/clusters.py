@@ -17,9 +17,9 @@ NOISE_KINDS = ("random", "adversarial")
 def xor_clean_bayes_error(mu_norm: float, noise: float) -> float:
     """0-1 error of the Bayes classifier of the clean XOR cluster model.
 
-    The Bayes rule predicts +1 iff |<x, mu_1>| > |<x, mu_2>|; by symmetry its error is
-    P(|t| > |s|) with s ~ N(||mu||, noise^2), t ~ N(0, noise^2), i.e.
-    E_z[2 (1 - Phi(|m + z|))] with m = ||mu|| / noise, computed by quadrature.
+    The Bayes rule predicts +1 iff ``|<x, mu_1>| > |<x, mu_2>|``; by symmetry its error is
+    ``P(|t| > |s|)`` with s ~ N(||mu||, noise^2), t ~ N(0, noise^2), i.e.
+    ``E_z[2 (1 - Phi(|m + z|))]`` with m = ||mu|| / noise, computed by quadrature.
     """
     import scipy.special  # here: importing it costs ~0.3 s at start-up
 

@@ -58,7 +58,7 @@ class Functional(Teacher):
     decay : float
         s > 1/2: Var x_j = j^(-2 s) (the trace sum_j j^(-2 s) = zeta(2 s) is finite).
     beta_decay : float
-        t with s + t > 1/2: |beta_j| = j^(-t). With t > 1/2, ||beta|| is finite too (the target
+        t with s + t > 1/2: ``|beta_j| = j^(-t)``. With t > 1/2, ||beta|| is finite too (the target
         direction is a bounded functional, reachable by a neuron w of finite norm).
     link : name, dict, Activation or callable
         g; default tanh.

@@ -255,7 +255,7 @@ def mei_montanari_risk_for(
 
     ``mean_signal`` is the target's constant beta_0: absorbed by the mean feature when the
     activation has mu_0 != 0, and added to the part the features cannot represent
-    (F_*^2 += beta_0^2, see the module docstring) when mu_0 = 0 (|mu_0| < 1e-12).
+    (F_*^2 += beta_0^2, see the module docstring) when mu_0 = 0 (``|mu_0| < 1e-12``).
     """
     from twolayer.activations import activation_from
 

@@ -75,7 +75,7 @@ def bbp_outlier_singular_value(
 def bbp_overlaps(
     theta: np.ndarray | float, c: float, scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Limits of the squared overlaps |<u, u_hat>|^2 (left, R^N) and |<v, v_hat>|^2 (right, R^d).
+    """Limits of the squared overlaps <u, u_hat>^2 (left, R^N) and <v, v_hat>^2 (right, R^d).
 
     Parameters
     ----------

@@ -102,7 +102,7 @@ def moniri_spike_degrees(
     student_coefficients : (K + 1,) array, optional
         Orthonormal Hermite coefficients mu_0..mu_K of the student activation (e.g.
         ``twolayer.activations.hermite_coefficients(act, K)``); degree k is dropped when
-        |mu_k| <= tol, and degrees above K are dropped. mu_1 = 0 gives no spike at all (the
+        ``|mu_k| <= tol``, and degrees above K are dropped. mu_1 = 0 gives no spike at all (the
         gradient itself has no rank-one part).
 
     Returns
