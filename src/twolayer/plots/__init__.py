@@ -118,11 +118,15 @@ def save(fig: Figure, folder: str | Path, stem: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for ax in fig.axes:
         plain_log_ticks(ax)
-    if fig.get_layout_engine() is None:  # a figure not made by figure()
+    # constrained layout (figure()) fits titles, labels and legends beside the axes inside the
+    # figure, which keeps its column width; other figures are cropped to what they draw
+    crop = None
+    if fig.get_layout_engine() is None:
         fig.tight_layout()
+        crop = "tight"
     png = folder / f"{stem}.png"
-    fig.savefig(png, dpi=300, bbox_inches="tight")  # keeps legends placed outside the axes
-    fig.savefig(folder / f"{stem}.pdf", bbox_inches="tight")
+    fig.savefig(png, dpi=300, bbox_inches=crop)
+    fig.savefig(folder / f"{stem}.pdf", bbox_inches=crop)
     plt.close(fig)
     return png
 

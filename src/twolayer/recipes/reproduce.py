@@ -4,6 +4,7 @@ write a summary table and an HTML report."""
 from __future__ import annotations
 
 import html
+import struct
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -32,8 +33,16 @@ class ReproduceResult:
         Wall time of the whole reproduction (runs, claims, figures).
     counts : dict
         Runs by status.
+    run_seconds : float
+        Sum of the wall times of the sweep's stored runs (as each run measured itself; runs
+        stored by an earlier reproduction count too, though they were not run again).
+    spec : dict
+        The spec that was run (the recipe's, with fresh seeds where asked).
     errors : list of str
         Problems met while checking claims or drawing figures (each also fails the recipe).
+    versions : list of str
+        The twolayer and dependency versions that computed the runs: one line per distinct
+        provenance with its number of runs (docs/engine.md, "Provenance").
     """
 
     name: str
@@ -44,6 +53,9 @@ class ReproduceResult:
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    run_seconds: float = 0.0
+    spec: dict[str, Any] = field(default_factory=dict)
+    versions: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -117,14 +129,18 @@ def reproduce(
     run_spec(spec, store=store, executor=executor, jobs=jobs, progress=progress)
     frame = load(store, sweep=spec.name)
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
-    result = ReproduceResult(name, quick, folder, counts=counts)
+    result = ReproduceResult(name, quick, folder, counts=counts, spec=spec_dict,
+                             run_seconds=float(frame["wall_s"].fillna(0.0).sum()))
     data = RecipeData(frame, store, quick, spec_dict)
     try:
         result.claims = recipe.claims(data)
     except Exception:  # a broken claim must not hide the others' output
         result.errors.append("claims: " + traceback.format_exc())
     try:
-        result.figures = recipe.figures(data, folder)
+        from twolayer import plots
+
+        with plots.style():  # paper sizes: 8 pt text (docs/recipes/README.md)
+            result.figures = recipe.figures(data, folder)
     except Exception:
         result.errors.append("figures: " + traceback.format_exc())
     result.seconds = time.perf_counter() - started
@@ -144,7 +160,12 @@ def write_summary(result: ReproduceResult, title: str, paper: str) -> None:
         "",
         f"Paper: {paper}",
         "",
-        f"Runs: {result.counts}; wall time {result.seconds:.1f} s.",
+        f"Runs: {counts_text(result.counts)}; {times_text(result)}",
+        "",
+        "Computed with:",
+        "",
+        *(f"- {v}" for v in result.versions),
+        f"- report written with {library_versions()}",
         "",
         "| claim | kind | measured | expected | tolerance | pass |",
         "|---|---|---|---|---|---|",
@@ -158,23 +179,107 @@ def write_summary(result: ReproduceResult, title: str, paper: str) -> None:
     for err in result.errors:
         lines += ["", "```", err.strip(), "```"]
     (result.out / "summary.md").write_text("\n".join(lines) + "\n")
+    if result.spec:
+        (result.out / "spec.yaml").write_text(_spec_yaml(result.spec))
     (result.out / "report.html").write_text(render_html(result, title, paper))
 
 
+#: Statuses in the order a report names them, and the word for each.
+STATUS_WORDS = (("done", "done"), ("diverged", "diverged"), ("failed", "failed"),
+                ("running", "lost or still running"))
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``30 runs: 28 done, 2 diverged`` (statuses with no run left out)."""
+    total = sum(counts.values())
+    known = dict(STATUS_WORDS)
+    parts = [f"{counts[s]} {w}" for s, w in STATUS_WORDS if counts.get(s)]
+    parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in known and n]
+    return f"{total} run{'s' if total != 1 else ''}" + (f": {', '.join(parts)}" if parts else "")
+
+
+def times_text(result: ReproduceResult) -> str:
+    """The runs' own compute time and the reproduction's wall time, in words."""
+    return (f"the runs took {result.run_seconds:.1f} s of compute in total (each run's own wall "
+            f"time, summed); this reproduction took {result.seconds:.1f} s wall time (runs "
+            "already in the store are not run again).")
+
+
+def _spec_yaml(spec: dict[str, Any]) -> str:
+    import json
+
+    import yaml
+
+    # through JSON: tuples become lists, so that the file is plain YAML any loader reads
+    return yaml.safe_dump(json.loads(json.dumps(spec)), sort_keys=False)
+
+
+def library_versions() -> str:
+    """``twolayer 0.1.0, numpy 2.1.0, scipy 1.14.1, matplotlib 3.9.2, python 3.11.9``: the
+    versions of the process that writes the report."""
+    import platform
+    from importlib import metadata
+
+    parts = []
+    for name in ("twolayer", "numpy", "scipy", "pandas", "matplotlib"):
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    return ", ".join([*parts, f"python {platform.python_version()}"])
+
+
+#: The resolution figures are saved at (twolayer.plots.save): a PNG shown at its natural width is
+#: its pixel width / this * 96 CSS pixels.
+ASSUMED_DPI = 300.0
+
+
+def natural_width(png: Path) -> int | None:
+    """The width in CSS pixels (96 per inch) at which ``png`` has its printed size: pixels over
+    the resolution of its pHYs chunk (dots per metre), else over :data:`ASSUMED_DPI`. None if
+    the file is not a readable PNG."""
+    try:
+        data = png.read_bytes()
+    except OSError:
+        return None
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    width = struct.unpack(">I", data[16:20])[0]
+    dpi = ASSUMED_DPI
+    at = data.find(b"pHYs")
+    if at > 0:
+        per_metre, _, unit = struct.unpack(">IIB", data[at + 4:at + 13])
+        if unit == 1 and per_metre > 0:
+            dpi = per_metre * 0.0254
+    return round(width / dpi * 96)
+
+
 def render_html(result: ReproduceResult, title: str, paper: str) -> str:
+    """report.html: the verdict, run counts in words, times, versions, the spec, the claims
+    table (one row per claim) and the figures at their printed width (:func:`natural_width`),
+    each with a link to its PDF."""
     esc = html.escape
     rows = "\n".join(
         f"<tr class='{'ok' if c.passed else 'fail'}'><td>{esc(c.id)}</td>"
-        f"<td>{esc(c.statement)}</td><td>{c.measured:.4g}</td><td>{esc(c.expected)}</td>"
-        f"<td>{esc(c.tolerance)}</td><td>{'pass' if c.passed else 'FAIL'}</td></tr>"
+        f"<td>{esc(c.statement)}</td><td>{esc(c.kind)}</td><td>{c.measured:.4g}</td>"
+        f"<td>{esc(c.expected)}</td><td>{esc(c.tolerance)}</td>"
+        f"<td>{'pass' if c.passed else 'FAIL'}</td></tr>"
         for c in result.claims
     )
+
+    def img(p: Path) -> str:
+        width = natural_width(p)
+        size = f" width='{width}'" if width else ""
+        return f"<img src='{esc(p.name)}' alt='{esc(p.stem)}'{size}>"
+
     figures = "\n".join(
-        f"<figure><img src='{esc(p.name)}' alt='{esc(p.stem)}'>"
+        f"<figure>{img(p)}"
         f"<figcaption>{esc(p.stem)} (<a href='{esc(p.with_suffix('.pdf').name)}'>PDF</a>)"
         f"</figcaption></figure>"
         for p in result.figures
     )
+    spec = (f"<details><summary>spec (<a href='spec.yaml'>spec.yaml</a>)</summary>"
+            f"<pre>{esc(_spec_yaml(result.spec))}</pre></details>") if result.spec else ""
     errors = "".join(f"<pre class='fail'>{esc(e)}</pre>" for e in result.errors)
     mode = "quick" if result.quick else "full"
     verdict = "all claims hold" if result.passed else "some claims FAIL"
@@ -184,13 +289,18 @@ def render_html(result: ReproduceResult, title: str, paper: str) -> str:
 body {{ font-family: sans-serif; max-width: 70em; margin: 2em auto; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #bbb; padding: 0.3em 0.6em; }}
 tr.ok td:last-child {{ color: #060; }} tr.fail td:last-child, .fail {{ color: #a00; }}
-figure {{ display: inline-block; margin: 1em; }} img {{ max-width: 32em; }}
+figure {{ display: inline-block; margin: 1em; vertical-align: top; }}
+img {{ max-width: 100%; height: auto; }}
 </style></head><body>
 <h1>{esc(result.name)} <small>({mode} mode)</small></h1>
 <p>{esc(title)}</p><p><b>Paper:</b> {esc(paper)}</p>
-<p><b>Runs:</b> {esc(str(result.counts))}; wall time {result.seconds:.1f} s; <b>{verdict}</b>.</p>
-<table><tr><th>claim</th><th>statement</th><th>measured</th><th>expected</th>
-<th>tolerance</th><th>result</th></tr>
+<p><b>Runs:</b> {esc(counts_text(result.counts))}; <b>{verdict}</b>.</p>
+<p><b>Time:</b> {esc(times_text(result))}</p>
+<p><b>Computed with:</b> {"<br>".join(esc(v) for v in result.versions) or "(not recorded)"}</p>
+<p><b>Report written with:</b> {esc(library_versions())}</p>
+{spec}
+<table id="claims"><tr><th>claim</th><th>statement</th><th>kind</th><th>measured</th>
+<th>expected</th><th>tolerance</th><th>result</th></tr>
 {rows}
 </table>
 {errors}
