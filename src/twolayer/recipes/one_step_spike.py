@@ -228,6 +228,10 @@ def claims(data: RecipeData) -> list[Claim]:
     return out
 
 
+#: x label of the figures: the swept c of eta = c sqrt(N), in words (twolayer.plots.labels).
+STEP_LABEL = "step size eta / sqrt(N)"
+
+
 def figures(data: RecipeData, folder: Path) -> list[Path]:
     k = _constants(data)
     s = data.spec
@@ -243,7 +247,7 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
             ax, sv, N=N, d=d,
             predicted_outliers=list(bbp_outlier_singular_value([row["spectrum.dW_top"]], N / d)),
         )
-        ax.set_title(f"W_1 after one step, c = {c:g}")
+        ax.set_title(f"W_1: N = {N}, d = {d}, eta = {c:g} sqrt(N)")
         ax.legend(fontsize=7)
     written.append(plots.save(fig, folder, "spectrum"))
 
@@ -255,7 +259,8 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     plots.theory_line(ax, grid, bbp_outlier_singular_value(predicted_spike(data, grid), N / d),
                       label="BBP prediction")
     ax.axhline(1 + math.sqrt(N / d), color="gray", ls=":", label="MP edge")
-    ax.set_xlabel("c (eta = c sqrt(N))")
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel("top singular value s_1(W_1)")
     ax.legend(fontsize=7)
     ax = axes[0][1]
     plots.measured(ax, data.over_seeds(ETA, "overlaps.W_top_overlap"), label="<v_1(W_1), beta>^2")
@@ -265,7 +270,8 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     plots.theory_line(ax, grid, bbp_overlaps(theta, N / d)[1] * k["direction_overlap"],
                       label="BBP x direction overlap")
     ax.axhline(k["direction_overlap"], color="C1", ls="--", lw=1, label="c_1^2/(c_1^2+E y^2 d/n)")
-    ax.set_xlabel("c")
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel("squared overlap with beta")
     ax.legend(fontsize=7)
     ax = axes[0][2]
     plots.measured(ax, data.over_seeds(ETA, "readout.test_mse"), label="ridge after one step")
@@ -276,7 +282,7 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     ax.axhline(k["linear_floor"], color="k", ls=":", label="linear floor")
     ge = data.over_seeds(ETA, "ridge_theory.test_mse")
     plots.theory_line(ax, ge.index, ge["mean"], label="Gaussian equivalence given W_1")
-    ax.set_xlabel("c")
+    ax.set_xlabel(STEP_LABEL)
     ax.set_ylabel("test MSE")
     ax.set_yscale("log")
     ax.legend(fontsize=7)
