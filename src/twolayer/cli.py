@@ -68,10 +68,11 @@ def main() -> None:
     \b
     Examples:
       twolayer run examples/one_step.yaml
-      twolayer run examples/sweep_eta.yaml --jobs 4
-      twolayer status sweep_eta.sqlite
-      twolayer export sweep_eta.sqlite --format parquet
-      twolayer plot sweep_eta.sqlite
+      twolayer run examples/sweep_eta.yaml --jobs 4 --store out/sweep_eta.sqlite
+      twolayer status out/sweep_eta.sqlite
+      twolayer export out/sweep_eta.sqlite --format parquet
+      twolayer plot out/sweep_eta.sqlite            # figures in out/sweep_eta_figures/
+      twolayer schema > twolayer.schema.json        # editor completion (docs/cli.md)
       twolayer recipes
       twolayer reproduce --all --quick
     """

@@ -4,6 +4,9 @@ and ``run --dry-run`` with the keys docs/cli.md documents, and ``twolayer schema
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,24 @@ def test_schema_accepts_every_shipped_spec_and_rejects_typos(cli):
                                      "steps": [{"eta": "big"}]})):
         bad = {**SPEC, section: typo}
         assert list(validator.iter_errors(bad)), (section, typo)
+
+
+def test_readme_commands_name_their_store_and_write_where_git_ignores():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    commands = [line.split("#")[0].split() for b in blocks for line in b.splitlines()]
+    readers = [c for c in commands if c[:2] in (["twolayer", "status"], ["twolayer", "export"],
+                                                  ["twolayer", "plot"])]
+    assert len(readers) >= 3
+    for command in readers:  # each names the store it reads, inside out/
+        assert command[2].startswith("out/") and command[2].endswith(".sqlite"), command
+    runs = [c for c in commands if c[:2] == ["twolayer", "run"] and "--store" in c]
+    assert runs and all(c[c.index("--store") + 1].startswith("out/") for c in runs)
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    outputs = ["out/sweep_eta.sqlite", "out/sweep_eta.csv", "out/sweep_eta_figures/a.pdf",
+               "twolayer-out/one-step-spike-quick/report.html", "sweep_eta.sqlite",
+               "sweep_eta_figures/a.png"]
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", *outputs],
+                             capture_output=True, text=True, check=False).stdout.split()
+    assert ignored == outputs
