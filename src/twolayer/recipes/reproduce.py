@@ -139,7 +139,7 @@ def reproduce(
     try:
         from twolayer import plots
 
-        with plots.style():  # paper sizes: 8 pt text (docs/recipes/README.md)
+        with plots.style():  # a paper's sizes: 8 pt text (docs/cli.md, "Figures")
             result.figures = recipe.figures(data, folder)
     except Exception:
         result.errors.append("figures: " + traceback.format_exc())
