@@ -1,12 +1,14 @@
-"""The standard figures of any store (``twolayer plot STORE``).
+"""The standard figures of any store (``twolayer plot STORE``; docs/cli.md, "Figures").
 
 For each sweep of the store: every test error against the swept parameter with the most values
 (a categorical axis when none is numeric, e.g. a sweep over activation names; mean and standard
-error over seeds, one series per metric and per value of the next swept
-parameter; theory predictions such as ``ridge_theory.test_mse`` or ``spike_theory.W_top_overlap``
-as dashed lines of their seed means, in the colour of what they predict), overlaps and outlier
-counts against it when measured, the singular-value histogram of W with the
-Marchenko–Pastur density where a spectrum was stored, and training trajectories where recorded.
+error over seeds, one series per value of the next swept parameter for the metrics that depend
+on it: a first-layer quantity is drawn once, not once per readout size; theory predictions such
+as ``ridge_theory.test_mse`` or ``spike_theory.W_top_overlap`` as dashed lines of their seed
+means, in the colour of what they predict, predicted counts as steps), overlaps and outlier
+counts against it when measured, the singular-value histogram of W with the Marchenko–Pastur
+density where a spectrum was stored, and training trajectories where recorded. Axes and legends
+are labelled in words (:mod:`twolayer.plots.labels`), titles give the parameters the runs share.
 """
 
 from __future__ import annotations
