@@ -189,6 +189,16 @@ class _RichProgress:
     "--json", "as_json", is_flag=True,
     help="With --dry-run: print the plan as one JSON object (keys in docs/cli.md).",
 )
+@click.option(
+    "--force", is_flag=True,
+    help="Run even if the memory estimate of a run exceeds the memory available "
+    "(docs/engine.md, 'Sizes checked before allocation').",
+)
+@click.option(
+    "--yes", "-y", is_flag=True,
+    help="Do not ask before a sweep of more than TWOLAYER_CONFIRM_RUNS runs (default 10000); "
+    "needed without a terminal.",
+)
 @_handle_errors
 def run(
     spec: Path,
@@ -202,6 +212,8 @@ def run(
     dry_run: bool,
     metric: str | None,
     as_json: bool,
+    force: bool,
+    yes: bool,
 ) -> None:
     """Run SPEC (a YAML file): one run, or a sweep over parameters and seeds.
 
@@ -221,32 +233,46 @@ def run(
     """
     from twolayer.experiment.executors import ExecutorError
     from twolayer.experiment.runner import plan_spec, run_spec
-    from twolayer.experiment.spec import load_spec_with_runs
 
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run (a run's results: twolayer export)")
-    parsed, runs = load_spec_with_runs(spec)
+    parsed, runs, memory = _admit(spec, executor, jobs, force)
     if dry_run:
-        plan = plan_spec(parsed, store=store, retry_failed=retry_failed, rerun_stale=rerun_stale)
+        if isinstance(runs, list):
+            plan = plan_spec(parsed, store=store, retry_failed=retry_failed,
+                             rerun_stale=rerun_stale)
+        else:
+            from twolayer.experiment.lazy import plan_lazily
+
+            plan = plan_lazily(parsed, runs, store=store, retry_failed=retry_failed)
         if as_json:
             _echo_json(plan_json(plan))
         else:
             _print_plan(plan)
+            _plain_console().print(_memory_line(memory))
         return
+    _confirm_size(len(runs), yes)
     interactive = sys.stdout.isatty() and not quiet
     progress = _RichProgress(metric, enabled=interactive)
     try:
-        result = run_spec(
-            parsed,
-            store=store,
-            executor=executor,
-            jobs=jobs,
-            retry_failed=retry_failed,
-            progress=progress,
-            runs=runs,
-            batch_seeds=batch_seeds,
-            rerun_stale=rerun_stale,
-        )
+        if not isinstance(runs, list):  # a sweep too large to list: chunk by chunk
+            from twolayer.experiment.lazy import run_lazily
+
+            result = run_lazily(parsed, runs, progress=progress, store=store,
+                                executor=executor, jobs=jobs, retry_failed=retry_failed,
+                                batch_seeds=batch_seeds, rerun_stale=rerun_stale)
+        else:
+            result = run_spec(
+                parsed,
+                store=store,
+                executor=executor,
+                jobs=jobs,
+                retry_failed=retry_failed,
+                progress=progress,
+                runs=runs,
+                batch_seeds=batch_seeds,
+                rerun_stale=rerun_stale,
+            )
     except ExecutorError as exc:  # nothing was marked in the store
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -261,6 +287,48 @@ def run(
                    err=True)
     if counts.get("failed") or counts.get("running"):
         sys.exit(1)
+
+
+def _admit(spec: Path, executor: str | None, jobs: int | None, force: bool
+           ) -> tuple[Any, Any, Any]:
+    """Load SPEC, check that its largest run fits in memory before anything is built, then
+    resolve its runs: a list, or lazily past twolayer.experiment.lazy.LAZY_RUNS runs."""
+    from twolayer.experiment.lazy import check_spec_memory, resolve_runs, workers_for
+    from twolayer.experiment.spec import load_spec_unresolved
+
+    parsed, label, node = load_spec_unresolved(spec)
+    memory = check_spec_memory(parsed, label, node, force=force,
+                               workers=workers_for(parsed, executor, jobs))
+    return parsed, resolve_runs(parsed, label, node), memory
+
+
+def _memory_line(check: Any) -> str:
+    from twolayer.experiment.estimate import format_bytes
+
+    avail = "unknown" if check.available is None else format_bytes(check.available)
+    return (f"memory: about {format_bytes(check.estimate.nbytes)} of arrays per run (largest: "
+            f"{check.estimate.dominant}); {format_bytes(check.needed)} with the process"
+            f"{f' x {check.workers} workers' if check.workers > 1 else ''}, {avail} available")
+
+
+def _confirm_size(total: int, yes: bool) -> None:
+    """Past TWOLAYER_CONFIRM_RUNS runs: ask on a terminal, refuse (exit 2) without one, unless
+    --yes."""
+    from twolayer.experiment.estimate import confirm_threshold
+
+    try:
+        limit = confirm_threshold()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if yes or total <= limit:
+        return
+    text = f"{total:,} runs (more than TWOLAYER_CONFIRM_RUNS = {limit:,})"
+    if not sys.stdin.isatty():
+        click.echo(f"error: {text}; give --yes to run them (no terminal to ask)", err=True)
+        sys.exit(2)
+    if not click.confirm(f"Run {text}?", default=False, err=True):
+        click.echo("Nothing run.", err=True)
+        sys.exit(2)
 
 
 def _interrupted(progress: _RichProgress, store: Path) -> NoReturn:
@@ -301,10 +369,14 @@ def _print_plan(plan: Any) -> None:
     console.print(f"{plan.sweep}: {axes}, {plan.seeds} seed(s): {plan.total} runs")
     stored = ", ".join(f"{n} {s}" for s, n in sorted(plan.stored.items())) or "none"
     console.print(f"in {plan.store}: {stored}")
-    console.print(
-        f"would run {plan.todo}, training {plan.students} student(s) "
-        "(runs differing only in readout, evaluation or measurements share one)"
-    )
+    if plan.students is None:  # a lazy sweep (twolayer.experiment.lazy): counts only
+        console.print(f"would run up to {plan.todo} (a sweep too large to list: runs and "
+                      "trained students are counted from the grid, not resolved)")
+    else:
+        console.print(
+            f"would run {plan.todo}, training {plan.students} student(s) "
+            "(runs differing only in readout, evaluation or measurements share one)"
+        )
     if plan.stale:
         from twolayer.experiment.provenance import environment, stale_line
 
@@ -324,7 +396,7 @@ def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> Non
     from rich.table import Table
 
     console = _plain_console()
-    if not result.records:
+    if not getattr(result, "executed", result.records):
         console.print(
             f"{result.sweep}: nothing to do, all {result.total} runs are in {result.store}"
         )
@@ -333,7 +405,8 @@ def _report(result: Any, counts: dict[str, int], progress: _RichProgress) -> Non
         f"{n} {'lost' if s == 'running' else s}" for s, n in sorted(counts.items())
     )
     skipped = f" ({result.skipped} already stored)" if result.skipped else ""
-    console.print(f"{result.sweep}: {len(result.records)} runs: {done}{skipped} -> {result.store}")
+    executed = getattr(result, "executed", len(result.records))  # a lazy sweep keeps counts
+    console.print(f"{result.sweep}: {executed} runs: {done}{skipped} -> {result.store}")
     if len(result.records) == 1 and result.total == 1 and result.records[0].status == "done":
         record = result.records[0]
         table = Table(title=f"run {record.run_id}", show_edge=False)

@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 import types
 import typing
@@ -190,6 +191,11 @@ class Spec(_Model):
 
     def points(self) -> list[dict[str, Any]]:
         """The sweep points, each a dict dotted key -> value (one empty point if no sweep)."""
+        return list(self.iter_points())
+
+    def axes(self) -> list[list[dict[str, Any]]]:
+        """The grid's axes: each sweep key, then the zip keys together; each axis a list of
+        partial points (dotted key -> value). The points are their product."""
         axes: list[list[dict[str, Any]]] = [
             [{key: v} for v in values] for key, values in self.sweep.items()
         ]
@@ -197,13 +203,37 @@ class Spec(_Model):
             keys = list(self.zip)
             rows = zip(*self.zip.values(), strict=True)
             axes.append([dict(zip(keys, vals, strict=True)) for vals in rows])
-        out = []
-        for combo in itertools.product(*axes):
+        return axes
+
+    def iter_points(self) -> typing.Iterator[dict[str, Any]]:
+        """The sweep points one at a time (the order of :meth:`points`), none held: a grid of
+        10^6 points is walked in constant memory."""
+        for combo in itertools.product(*self.axes()):
             point: dict[str, Any] = {}
             for part in combo:
                 point.update(part)
-            out.append(point)
-        return out
+            yield point
+
+    @property
+    def seed_count(self) -> int:
+        """The number of seeds (without listing them)."""
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+
+    def seed_range(self) -> typing.Sequence[int]:
+        """The seeds as a sequence: a ``range`` for a count (no list of 10^6 ints)."""
+        return range(self.seeds) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def count_points(self) -> int:
+        """Points of the grid: the product of the axis lengths (a zip counts as one axis),
+        computed without listing them."""
+        return math.prod(len(v) for v in self.sweep.values()) * (
+            len(next(iter(self.zip.values()))) if self.zip else 1
+        )
+
+    def count_runs(self) -> int:
+        """Runs of the sweep, points x seeds, without resolving any (a point listed twice
+        counts twice here; it runs once)."""
+        return self.count_points() * self.seed_count
 
     def runs(self, source: str = "<dict>") -> list[RunSpec]:
         """Resolve the spec into validated runs (points x seeds).
@@ -474,6 +504,17 @@ def load_spec_with_runs(
     source: str | Path | dict[str, Any], *, name: str | None = None
 ) -> tuple[Spec, list[RunSpec]]:
     """Like :func:`load_spec`, also returning the resolved runs (computed anyway)."""
+    spec, label, node = load_spec_unresolved(source, name=name)
+    return spec, _resolve(spec, label, node)
+
+
+def load_spec_unresolved(
+    source: str | Path | dict[str, Any], *, name: str | None = None
+) -> tuple[Spec, str, yaml.Node | None]:
+    """Parse and validate a spec's own sections without resolving its runs: no RunConfig is
+    validated, so nothing is built (a teacher's validation draws its parameters). Returns the
+    spec, the source's label for messages and the YAML node (for line numbers); the runs come
+    from :func:`twolayer.experiment.lazy.resolve_runs` (or :func:`load_spec_with_runs`)."""
     node = None
     if isinstance(source, dict):
         label, data = "<dict>", copy.deepcopy(source)
@@ -506,7 +547,7 @@ def load_spec_with_runs(
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError([p for p, _ in _translate(exc, data, Spec, node)], label) from None
-    return spec, _resolve(spec, label, node)
+    return spec, label, node
 
 
 def _name_from_file(stem: str, source: str) -> str:
@@ -744,7 +785,9 @@ def _load_plugins(spec: Spec, source: str, node: yaml.Node | None) -> None:
         raise SpecError(problems, source)
 
 
-def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
+def sweep_key_paths(spec: Spec, source: str, node: yaml.Node | None) -> dict[str, PathT]:
+    """Each sweep and zip key parsed into its path in a RunConfig (plugins imported first);
+    SpecError if a key matches no field."""
     _load_plugins(spec, source, node)
     base = spec.base_sections()
     problems: dict[tuple[str, str], Problem] = {}
@@ -763,7 +806,24 @@ def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
             keys[key] = path
     if problems:
         raise SpecError(list(problems.values()), source)
+    return keys
 
+
+def point_data(base: dict[str, Any], keys: dict[str, PathT], point: dict[str, Any]
+               ) -> dict[str, Any]:
+    """The run sections of one sweep point: a copy of ``base`` (:meth:`Spec.base_sections`)
+    with the point's values set (ValueError if one cannot be)."""
+    data = copy.deepcopy(base)
+    for key, value in point.items():
+        _fill_default_lists(RunConfig, data, keys[key])
+        _set_path(data, keys[key], value)
+    return data
+
+
+def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
+    keys = sweep_key_paths(spec, source, node)
+    base = spec.base_sections()
+    problems: dict[tuple[str, str], Problem] = {}
     runs: list[RunSpec] = []
     cache: dict[str, RunConfig] = {}
     # A problem not traced to one sweep key is the same text at every point it occurs at:
@@ -771,11 +831,8 @@ def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
     at_points: dict[Problem, list[dict[str, Any]]] = {}
     points = spec.points()
     for point in points:
-        data = copy.deepcopy(base)
         try:
-            for key, value in point.items():
-                _fill_default_lists(RunConfig, data, keys[key])
-                _set_path(data, keys[key], value)
+            data = point_data(base, keys, point)
         except ValueError as exc:
             problems.setdefault(("sweep", str(exc)), Problem("sweep", f"cannot apply: {exc}"))
             continue
@@ -798,7 +855,7 @@ def _resolve(spec: Spec, source: str, node: yaml.Node | None) -> list[RunSpec]:
                     problems.setdefault(("", p.message), p)
                 continue
         config = cache[text]
-        runs.extend(RunSpec(config, seed, spec.name, dict(point)) for seed in spec.seed_list)
+        runs.extend(RunSpec(config, seed, spec.name, dict(point)) for seed in spec.seed_range())
     for p, where in at_points.items():
         suffix = "" if len(where) == len(points) else f" ({_points_text(where)})"
         problems.setdefault((p.path, p.message + suffix), replace(p, message=p.message + suffix))
