@@ -609,14 +609,19 @@ def verify(
         title=f"{len(report.runs)} of {report.done} done runs recomputed ({tol})",
         show_edge=False,
     )
-    for col in ("metric", "runs", "max abs diff", "max rel diff", "over tol", "worst run"):
-        table.add_column(col, justify="left" if col in ("metric", "worst run") else "right")
+    for col in ("metric", "runs", "max abs diff", "max rel diff", "over tol"):
+        table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
     for name, m in report.metrics.items():
         table.add_row(
-            name, str(m.runs), f"{m.max_abs:.3g}", f"{m.max_rel:.3g}", str(m.exceeded),
-            m.worst if m.exceeded else "",
+            name, str(m.runs), f"{m.max_abs:.3g}", f"{m.max_rel:.3g}", str(m.exceeded)
         )
     console.print(table)
+    for name, m in report.metrics.items():
+        if m.exceeded:
+            console.print(
+                f"over tolerance: {name} in {m.exceeded} run(s), most in run {m.worst} "
+                f"(max abs diff {m.max_abs:.3g}, max rel diff {m.max_rel:.3g})"
+            )
     for problem in report.problems:
         console.print(f"problem: {problem}")
     if report.passed:

@@ -14,6 +14,7 @@ import numpy as np
 
 from twolayer.batched import run_batch
 from twolayer.config import RunConfig
+from twolayer.experiment.provenance import collect
 from twolayer.experiment.spec import canonical_json
 from twolayer.pipeline import StageCache, process_cache, run_once, training_key
 from twolayer.threads import engine_threads, run_threads
@@ -45,6 +46,9 @@ class Record:
         Unix times.
     shared : bool
         Whether the trained student came from the shared stage cache.
+    provenance : dict or None
+        The code and libraries that computed the run, in the worker's process
+        (:func:`twolayer.experiment.provenance.collect`); None when unknown.
     """
 
     run_id: str
@@ -61,6 +65,7 @@ class Record:
     started: float = 0.0
     finished: float = 0.0
     shared: bool = False
+    provenance: dict[str, Any] | None = None
 
 
 WorkItem = tuple[str, RunConfig, int]
@@ -75,6 +80,7 @@ def _outcome_record(
     finished: float,
     shared: bool,
     trace: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Record:
     """The Record of one run from its outcome: a RunResult, or the exception it raised."""
     base = {
@@ -83,6 +89,7 @@ def _outcome_record(
         "pid": os.getpid(),
         "started": started,
         "finished": finished,
+        "provenance": provenance if provenance is not None else _provenance(item[1]),
     }
     if isinstance(outcome, BaseException):
         if trace is None and outcome.__traceback__ is not None:
@@ -121,15 +128,18 @@ def execute_run(item: WorkItem, cache: StageCache | None = None) -> Record:
     _, config, seed = item
     started = time.time()
     hits = cache.hits if cache is not None else 0
+    provenance = None
     try:
         with run_threads(config):
+            provenance = _provenance(config)  # under the run's BLAS thread limit
             outcome: Any = run_once(config, seed, cache=cache)
         trace = None
     except Exception as exc:
         outcome, trace = exc, traceback.format_exc()
     shared = cache is not None and cache.hits > hits
     return _outcome_record(
-        item, outcome, started=started, finished=time.time(), shared=shared, trace=trace
+        item, outcome, started=started, finished=time.time(), shared=shared, trace=trace,
+        provenance=provenance,
     )
 
 
@@ -154,6 +164,7 @@ def execute_batch(items: list[WorkItem], cache: StageCache | None = None) -> lis
     hits = cache.hits if cache is not None else 0
     try:
         with run_threads(config):
+            provenance = _provenance(config)
             outcomes = run_batch(
                 config, [seed for _, _, seed in items], cache=cache, return_exceptions=True
             )
@@ -168,6 +179,7 @@ def execute_batch(items: list[WorkItem], cache: StageCache | None = None) -> lis
             started=started + i * share,
             finished=started + (i + 1) * share,
             shared=shared,
+            provenance=provenance,
         )
         for i, (item, outcome) in enumerate(zip(items, outcomes, strict=True))
     ]
@@ -268,6 +280,15 @@ def _plugin_failures(items: list[WorkItem], plugins: list[str] | tuple[str, ...]
         now = time.time()
         return [_outcome_record(i, exc, started=now, finished=now, shared=False) for i in items]
     return []
+
+
+def _provenance(config: Any) -> dict[str, Any] | None:
+    """This process's provenance for a run of ``config``; None if it cannot be collected
+    (a run's result is never lost to its bookkeeping)."""
+    try:
+        return collect(config)
+    except Exception:
+        return None
 
 
 def _plain_array(value: Any) -> np.ndarray:

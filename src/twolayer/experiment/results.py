@@ -27,6 +27,35 @@ RUN_COLUMNS = (
     "finished",
 )
 
+#: What computed each run (docs/engine.md, "Provenance"): one column per field, None where the
+#: provenance is unknown (runs stored before it was recorded). ``provenance.blas`` is
+#: ``openblas 0.3.27 x1; ...`` (each loaded BLAS/OpenMP library, its version and threads).
+PROVENANCE_COLUMNS = (
+    "provenance.twolayer",
+    "provenance.commit",
+    "provenance.dirty",
+    "provenance.numpy",
+    "provenance.scipy",
+    "provenance.torch",
+    "provenance.python",
+    "provenance.blas",
+    "provenance.id",
+)
+
+
+def provenance_columns(provenance: dict[str, Any] | None, pid: str | None) -> dict[str, Any]:
+    """A run's provenance as the values of :data:`PROVENANCE_COLUMNS`."""
+    from twolayer.experiment.provenance import blas_text
+
+    p = provenance or {}
+    out: dict[str, Any] = {
+        f"provenance.{k}": p.get(k)
+        for k in ("twolayer", "commit", "dirty", "numpy", "scipy", "torch", "python")
+    }
+    out["provenance.blas"] = blas_text(p["blas"]) if p.get("blas") else None
+    out["provenance.id"] = pid
+    return out
+
 
 def flatten(data: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, Any]:
     """Flatten nested config data into dotted columns (``train.steps[0].eta.c``).
@@ -52,7 +81,9 @@ def load(store: str | Path, sweep: str | None = None) -> pd.DataFrame:
     """Runs of a store as a DataFrame: one row per run.
 
     Columns: the run columns (id, sweep, seed, status, diverged_step, error (first line),
-    wall_s, shared, host, version, created, finished), the resolved config flattened into
+    wall_s, shared, host, version, created, finished), the versions that computed the run
+    (:data:`PROVENANCE_COLUMNS`: ``provenance.twolayer``, ``provenance.commit``,
+    ``provenance.numpy``, ...; None when unknown), the resolved config flattened into
     dotted columns (``teacher.d``, ``train.steps[0].eta.c``, ...), then the scalar metrics
     (``readout.test_mse``, ...; NaN where a run has none). A metric whose name equals a config
     column is renamed ``metric.<name>``.
@@ -80,19 +111,21 @@ def load(store: str | Path, sweep: str | None = None) -> pd.DataFrame:
     for rec in records:
         row = {k: rec.get(k) for k in RUN_COLUMNS}
         row["error"] = rec["error"].strip().splitlines()[0] if rec.get("error") else None
+        row.update(provenance_columns(rec.get("provenance"), rec.get("provenance_id")))
         config = flatten(rec["config"])
         config_names.update(dict.fromkeys(config))
         row.update(config)
         row["__metrics"] = rec["metrics"]
         metric_names.update(dict.fromkeys(rec["metrics"]))
         rows.append(row)
+    fixed = (*RUN_COLUMNS, *PROVENANCE_COLUMNS)
     for row in rows:
         metrics = row.pop("__metrics")
         for name in metric_names:
-            column = f"metric.{name}" if name in config_names or name in RUN_COLUMNS else name
+            column = f"metric.{name}" if name in config_names or name in fixed else name
             row[column] = metrics.get(name, np.nan)
-    columns = list(RUN_COLUMNS) + list(config_names)
-    columns += [f"metric.{m}" if m in config_names or m in RUN_COLUMNS else m for m in metric_names]
+    columns = [*fixed, *config_names]
+    columns += [f"metric.{m}" if m in config_names or m in fixed else m for m in metric_names]
     frame = pd.DataFrame(rows, columns=columns)
     for col in ("created", "finished"):
         frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")

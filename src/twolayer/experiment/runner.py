@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twolayer.experiment import provenance as prov
 from twolayer.experiment.executors import Executor, make_executor
 from twolayer.experiment.record import Record, WorkItem
 from twolayer.experiment.spec import RunSpec, Spec, load_spec_with_runs
@@ -45,6 +46,12 @@ class SweepResult:
     records : list of Record
         The runs executed now, in the order they finished.
     executor : str
+    stale : list of (provenance or None, runs, fields that differ)
+        The runs of the sweep kept from the store (done or diverged) that were computed with
+        other versions than this environment (:func:`twolayer.experiment.provenance.stale_groups`;
+        None: unknown provenance). Empty with ``rerun_stale``, which recomputes them.
+    stale_rerun : int
+        Stale runs recomputed now (``rerun_stale``).
     """
 
     store: Path
@@ -53,6 +60,12 @@ class SweepResult:
     skipped: int
     records: list[Record] = field(default_factory=list)
     executor: str = "serial"
+    stale: list[tuple[dict[str, Any] | None, int, list[str]]] = field(default_factory=list)
+    stale_rerun: int = 0
+
+    def stale_message(self) -> str | None:
+        """One line on the kept runs computed with other versions (None if none)."""
+        return prov.stale_line(self.stale, self.skipped, prov.environment(), "stored runs")
 
     def counts(self) -> dict[str, int]:
         """Executed runs by status (``running``: lost with their worker, see :meth:`lost`)."""
@@ -117,9 +130,13 @@ def plan_groups(
 
 
 def select_todo(
-    runs: list[RunSpec], statuses: dict[str, str], retry_failed: bool = False
+    runs: list[RunSpec],
+    statuses: dict[str, str],
+    retry_failed: bool = False,
+    stale: set[str] | frozenset[str] = frozenset(),
 ) -> list[RunSpec]:
-    """The runs to execute: not in the store, interrupted (running), or failed if retrying.
+    """The runs to execute: not in the store, interrupted (running), failed if retrying, or
+    in ``stale`` (stored runs to recompute: ``rerun_stale``).
 
     Runs with the same id (a sweep point listed twice) are executed once.
     """
@@ -131,9 +148,32 @@ def select_todo(
             continue
         seen.add(run.id)
         status = statuses.get(run.id)
-        if status is None or status in redo:
+        if status is None or status in redo or run.id in stale:
             out.append(run)
     return out
+
+
+def find_stale(
+    st: Store, statuses: dict[str, str]
+) -> tuple[set[str], list[tuple[dict[str, Any] | None, int, list[str]]]]:
+    """The stored done and diverged runs among ``statuses`` whose provenance differs from this
+    environment's (:func:`twolayer.experiment.provenance.stale_fields`: twolayer version or
+    commit, NumPy, SciPy, torch for torch runs; unknown provenance counts as different).
+
+    Returns
+    -------
+    (set of run ids, groups as :func:`twolayer.experiment.provenance.stale_groups` gives them)
+    """
+    kept = [i for i, s in statuses.items() if s in ("done", "diverged")]
+    current = prov.environment()
+    by_id = st.run_provenance(kept)
+    stale = {i for i, p in by_id.items() if prov.stale_fields(p, current)}
+    counts: dict[str, tuple[dict[str, Any] | None, int]] = {}
+    for run_id in stale:
+        p = by_id[run_id]
+        key = "null" if p is None else prov.provenance_id(p)
+        counts[key] = (p, counts.get(key, (p, 0))[1] + 1)
+    return stale, prov.stale_groups(list(counts.values()), current)
 
 
 @dataclass
@@ -156,6 +196,9 @@ class SweepPlan:
     students : int
         Trained students those runs need: runs that differ only in their readout, evaluation or
         measurements share one (docs/engine.md, "Shared stages").
+    stale : list of (provenance or None, runs, fields that differ)
+        Stored done or diverged runs computed with other versions (recomputed with
+        ``rerun_stale``, and then counted in ``todo``).
     """
 
     store: Path
@@ -166,6 +209,7 @@ class SweepPlan:
     stored: dict[str, int]
     todo: int
     students: int
+    stale: list[tuple[dict[str, Any] | None, int, list[str]]] = field(default_factory=list)
 
 
 def plan_spec(
@@ -173,6 +217,7 @@ def plan_spec(
     *,
     store: str | Path | None = None,
     retry_failed: bool = False,
+    rerun_stale: bool = False,
 ) -> SweepPlan:
     """Validate a spec and say what running it would do: how many runs, how many the store
     already has, how many would execute and how many trained students they need. Reads the
@@ -183,17 +228,20 @@ def plan_spec(
         spec, runs = load_spec_with_runs(spec)
     path = Path(store) if store is not None else Path(spec.store_path)
     statuses: dict[str, str] = {}
+    stale: set[str] = set()
+    groups: list[tuple[dict[str, Any] | None, int, list[str]]] = []
     if path.exists():
         with Store(path, create=False) as st:
             statuses = st.statuses(r.id for r in runs)
-    todo = select_todo(runs, statuses, retry_failed)
+            stale, groups = find_stale(st, statuses)
+    todo = select_todo(runs, statuses, retry_failed, stale if rerun_stale else frozenset())
     stored: dict[str, int] = {}
     for status in statuses.values():
         stored[status] = stored.get(status, 0) + 1
     axes = {k: len(v) for k, v in {**spec.sweep, **spec.zip}.items()}
     return SweepPlan(
         path, spec.name, axes, len(spec.seed_list), len({r.id for r in runs}), stored,
-        len(todo), len({r.share_key for r in todo}),
+        len(todo), len({r.share_key for r in todo}), groups,
     )
 
 
@@ -230,6 +278,7 @@ def run_spec(
     runs: list[RunSpec] | None = None,
     executor_factory: Callable[..., Executor] = make_executor,
     batch_seeds: bool | None = None,
+    rerun_stale: bool = False,
 ) -> SweepResult:
     """Run a spec (one run or a sweep) and store every result.
 
@@ -238,7 +287,7 @@ def run_spec(
     spec : Spec, path, YAML text or dict
     store : path, optional
         Overrides the spec's ``store`` (default ``<name>.sqlite`` in the current directory).
-    executor : {"serial", "local", "dask"}, optional
+    executor : {"serial", "local", "dask", "slurm"}, optional
         Overrides the spec's ``executor.kind``; default serial for one run, local for a sweep.
     jobs : int, optional
         Overrides ``executor.jobs``.
@@ -250,6 +299,10 @@ def run_spec(
     batch_seeds : bool, optional
         Overrides ``executor.batch_seeds``: run the seeds of each sweep point as one batched
         computation (the stored results are the same to rounding).
+    rerun_stale : bool
+        Recompute the stored done and diverged runs whose provenance differs from this
+        environment's (:func:`find_stale`; docs/engine.md, "Provenance"). Without it they are
+        kept and :attr:`SweepResult.stale` counts them.
 
     Returns
     -------
@@ -270,10 +323,12 @@ def run_spec(
         runs = spec.runs()
     progress = progress or Progress()
     path = Path(store) if store is not None else Path(spec.store_path)
+    prov.environment()  # once in the driver: forked workers inherit it (the git calls)
     with Store(path) as st:
         st.acquire(spec.name)
         statuses = st.statuses(r.id for r in runs)
-        todo = select_todo(runs, statuses, retry_failed)
+        stale, groups = find_stale(st, statuses)
+        todo = select_todo(runs, statuses, retry_failed, stale if rerun_stale else frozenset())
         unique = len({r.id for r in runs})
         batch = spec.executor.batch_seeds if batch_seeds is None else batch_seeds
         ex: Executor | None = None
@@ -286,6 +341,8 @@ def run_spec(
                 blas_threads=spec.executor.threads_per_worker,
                 tasks=len(todo) if kind == "local" else None,
                 batch_seeds=batch,
+                # slurm: its SLURM section, and the store beside which its folder goes
+                **({"slurm": spec.executor.slurm, "store": path} if kind == "slurm" else {}),
             )
             if spec.plugins:  # sent with every group: the workers import them too
                 ex.plugins = tuple(spec.plugins)  # type: ignore[attr-defined]
@@ -301,6 +358,10 @@ def run_spec(
                 ex.close()
             raise
         result = SweepResult(path, spec.name, unique, unique - len(todo))
+        if rerun_stale:
+            result.stale_rerun = len(stale)
+        else:
+            result.stale = groups
         if ex is None:
             progress.start(0, result.skipped, "none", 0)
             progress.stop()
@@ -309,7 +370,10 @@ def run_spec(
         beat = _Heartbeat(path, st.lock_token)
         beat.start()
         try:
-            groups = plan_groups(todo, ex.workers if ex.kind != "serial" else 1, batch)
+            # serial: one worker; slurm packs whole groups into chunks (slurm.pack_chunks)
+            # rather than splitting them to fill its jobs
+            split_for = 1 if ex.kind in ("serial", "slurm") else ex.workers
+            groups = plan_groups(todo, split_for, batch)
             items: list[list[WorkItem]] = [[(r.id, r.config, r.seed) for r in g] for g in groups]
             progress.start(len(todo), result.skipped, ex.kind, ex.workers)
             for records in ex.run(items):

@@ -1,6 +1,6 @@
 """The store: one SQLite file (WAL mode) holding every run of every sweep written into it.
 
-Schema (version 1)
+Schema (version 2)
 ------------------
 ``meta(key, value)``
     ``application = twolayer``, ``schema``, ``created``, ``version``. The file also carries
@@ -8,9 +8,14 @@ Schema (version 1)
 ``sweeps(name, spec, created, updated)``
     The spec (JSON) of each sweep written into the store.
 ``runs(id, sweep, config, seed, status, timings, error, traceback, diverged_step, host, pid,``
-``version, attempts, shared, created, started, finished, wall_s)``
+``version, attempts, shared, created, started, finished, wall_s, provenance)``
     One row per run identity (hash of the resolved config and the seed). ``sweep`` is the sweep
-    that first asked for the run; ``status`` is running, done, failed or diverged.
+    that first asked for the run; ``status`` is running, done, failed or diverged;
+    ``provenance`` the id of the row of ``provenance`` that computed it (NULL: unknown, for
+    runs stored before version 2).
+``provenance(id, data, created)``
+    Each distinct provenance (twolayer version and commit, NumPy, SciPy, torch, Python, BLAS:
+    :mod:`twolayer.experiment.provenance`) once, as JSON, keyed by the hash of that JSON.
 ``sweep_runs(sweep, run_id, point)``
     Which runs belong to which sweep, with the sweep point (JSON). A run asked for by two sweeps
     is computed once and belongs to both.
@@ -24,6 +29,10 @@ Schema (version 1)
     Rows recorded along training, one JSON object per row (read whole, per run).
 ``lock(id = 1, token, host, pid, sweep, since, heartbeat)``
     The driver that is writing, if any.
+
+Version 1 (no ``provenance``) is migrated in place by the first writer that opens it (one
+transaction: the table, the column, ``meta.schema``); its runs keep an unknown provenance.
+Readers read version 1 as it is, without writing.
 
 Only the driver writes; each finished run is one transaction (run row, metrics, arrays,
 trajectory together), so a crash loses at most the runs in flight.
@@ -56,12 +65,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from twolayer.experiment.errors import StoreBusyError, StoreError
+from twolayer.experiment.provenance import provenance_id
 
 if TYPE_CHECKING:  # only annotated: importing it would load the whole simulation for `status`
     from twolayer.experiment.record import Record
 
 APPLICATION_ID = 0x74776F6C  # "twol"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
 STALE_LOCK_S = 600.0
@@ -93,7 +103,8 @@ CREATE TABLE IF NOT EXISTS runs (
     created TEXT NOT NULL,
     started TEXT,
     finished TEXT,
-    wall_s REAL);
+    wall_s REAL,
+    provenance TEXT REFERENCES provenance (id));
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE TABLE IF NOT EXISTS sweep_runs (
     sweep TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs (id), point TEXT NOT NULL,
@@ -107,6 +118,8 @@ CREATE TABLE IF NOT EXISTS arrays (
 CREATE TABLE IF NOT EXISTS trajectories (
     run_id TEXT NOT NULL REFERENCES runs (id), idx INTEGER NOT NULL, step INTEGER,
     data TEXT NOT NULL, PRIMARY KEY (run_id, idx));
+CREATE TABLE IF NOT EXISTS provenance (
+    id TEXT PRIMARY KEY, data TEXT NOT NULL, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lock (
     id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, sweep TEXT, since TEXT NOT NULL, heartbeat REAL NOT NULL);
@@ -268,6 +281,25 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return con
 
 
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a version-1 store to version 2 (one transaction; a no-op when another writer did it
+    first): add the provenance table and the runs' provenance column (NULL: unknown)."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        schema = int(con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0])
+        if schema < 2:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS provenance ("
+                "id TEXT PRIMARY KEY, data TEXT NOT NULL, created TEXT NOT NULL)"
+            )
+            con.execute("ALTER TABLE runs ADD COLUMN provenance TEXT REFERENCES provenance (id)")
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def _create(path: Path) -> None:
     """Create a store atomically: build it beside ``path``, then hard-link it into place."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -352,6 +384,14 @@ class Store:
                 f"{self.path} has store schema {meta['schema']}, newer than this twolayer "
                 f"({SCHEMA_VERSION}); upgrade twolayer to read it"
             )
+        self.schema = int(meta.get("schema", 1))
+        if self.schema < SCHEMA_VERSION and not self.readonly:
+            try:
+                _migrate(self.con)
+            except sqlite3.Error as exc:
+                self.con.close()
+                raise _store_error(self.path, exc) from None
+            self.schema = SCHEMA_VERSION
 
     # -- context ------------------------------------------------------------------------------
 
@@ -489,14 +529,22 @@ class Store:
 
     @_converting
     def write(self, record: Record) -> None:
-        """Store a finished run: its row, metrics, arrays and trajectory in one transaction."""
+        """Store a finished run: its row, metrics, arrays, trajectory and provenance (kept once
+        per distinct provenance) in one transaction."""
+        provenance = getattr(record, "provenance", None)
+        prov_id = provenance_id(provenance) if provenance else None
         with self.transaction() as con:
+            if prov_id is not None:
+                con.execute(
+                    "INSERT OR IGNORE INTO provenance (id, data, created) VALUES (?, ?, ?)",
+                    (prov_id, json.dumps(provenance, sort_keys=True), _now()),
+                )
             for table in ("metrics", "arrays", "trajectories"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", (record.run_id,))
             cur = con.execute(
                 "UPDATE runs SET status = ?, timings = ?, error = ?, traceback = ?, "
                 "diverged_step = ?, host = ?, pid = ?, version = ?, shared = ?, started = ?, "
-                "finished = ?, wall_s = ? WHERE id = ?",
+                "finished = ?, wall_s = ?, provenance = ? WHERE id = ?",
                 (
                     record.status,
                     json.dumps(record.timings),
@@ -505,11 +553,12 @@ class Store:
                     record.diverged_step,
                     record.host,
                     record.pid,
-                    _version(),
+                    (provenance or {}).get("twolayer") or _version(),
                     int(record.shared),
                     _iso(record.started),
                     _iso(record.finished),
                     record.finished - record.started,
+                    prov_id,
                     record.run_id,
                 ),
             )
@@ -617,33 +666,154 @@ class Store:
         return [json.loads(r[0]) for r in rows]
 
     @_converting
-    def records(self, sweep: str | None = None) -> list[dict[str, Any]]:
-        """Run rows with their config (dict), metrics (dict) and sweep point, as plain data."""
+    def run_ids(self, sweep: str | None = None, status: str | None = None) -> list[str]:
+        """Ids of the runs (of one sweep, with one status, or all), in the order stored."""
+        query = "SELECT r.id FROM runs r"
+        args: list[str] = []
+        if sweep is not None:
+            query += " JOIN sweep_runs s ON s.run_id = r.id AND s.sweep = ?"
+            args.append(sweep)
+        if status is not None:
+            query += " WHERE r.status = ?"
+            args.append(status)
+        return [r[0] for r in self.con.execute(query + " ORDER BY r.rowid", args)]
+
+    @_converting
+    def sweep_spec(self, sweep: str) -> dict[str, Any] | None:
+        """The spec (as stored, a dict) of a sweep; None if the store has no such sweep."""
+        row = self.con.execute("SELECT spec FROM sweeps WHERE name = ?", (sweep,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    @_converting
+    def traceback(self, run_id: str) -> str | None:
+        """The traceback stored with a run (None: none stored, or no such run)."""
+        row = self.con.execute("SELECT traceback FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def _provenances(self) -> dict[str, dict[str, Any]]:
+        """provenance id -> provenance (a store has a handful: one per environment)."""
+        if self.schema < 2:
+            return {}
+        return {k: json.loads(v) for k, v in self.con.execute("SELECT id, data FROM provenance")}
+
+    @_converting
+    def provenance_counts(
+        self, sweep: str | None = None, statuses: tuple[str, ...] = ("done", "diverged")
+    ) -> list[tuple[dict[str, Any] | None, int]]:
+        """How many runs (of one sweep, or all) with the given statuses each provenance
+        computed, most runs first; ``None`` stands for an unknown provenance (runs stored
+        before the store recorded it).
+
+        Returns
+        -------
+        list of (provenance dict or None, number of runs)
+        """
+        marks = ",".join("?" * len(statuses))
+        column = "r.provenance" if self.schema >= 2 else "NULL"
         if sweep is None:
             rows = self.con.execute(
-                "SELECT r.*, (SELECT point FROM sweep_runs s WHERE s.run_id = r.id AND "
-                "s.sweep = r.sweep) AS point FROM runs r ORDER BY r.rowid"
+                f"SELECT {column}, COUNT(*) FROM runs r WHERE r.status IN ({marks}) "
+                f"GROUP BY {column}",
+                statuses,
             )
         else:
             rows = self.con.execute(
-                "SELECT r.*, s.point AS point FROM runs r JOIN sweep_runs s ON s.run_id = r.id "
-                "WHERE s.sweep = ? ORDER BY r.rowid",
-                (sweep,),
+                f"SELECT {column}, COUNT(*) FROM runs r JOIN sweep_runs s ON s.run_id = r.id "
+                f"WHERE s.sweep = ? AND r.status IN ({marks}) GROUP BY {column}",
+                (sweep, *statuses),
             )
-        names = [c[0] for c in rows.description]
-        out = []
-        metrics: dict[str, dict[str, float]] = {}
-        for run_id, name, value in self.con.execute("SELECT run_id, name, value FROM metrics"):
-            metrics.setdefault(run_id, {})[name] = math.nan if value is None else value
-        for row in rows.fetchall():
-            rec = dict(zip(names, row, strict=True))
-            rec["config"] = json.loads(rec["config"])
-            rec["timings"] = json.loads(rec["timings"]) if rec["timings"] else {}
-            rec["point"] = json.loads(rec["point"]) if rec["point"] else {}
-            rec["metrics"] = metrics.get(rec["id"], {})
-            rec["sweep"] = sweep or rec["sweep"]
-            out.append(rec)
+        counts = rows.fetchall()
+        known = self._provenances()
+        out = [(known.get(pid) if pid is not None else None, n) for pid, n in counts]
+        return sorted(out, key=lambda item: -item[1])
+
+    @_converting
+    def run_provenance(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+        """run id -> its provenance (None: unknown), for the given runs the store has."""
+        known = self._provenances()
+        out: dict[str, dict[str, Any] | None] = {}
+        column = "provenance" if self.schema >= 2 else "NULL"
+        for chunk in _chunks(list(run_ids)):
+            marks = ",".join("?" * len(chunk))
+            for run_id, pid in self.con.execute(
+                f"SELECT id, {column} FROM runs WHERE id IN ({marks})", chunk
+            ):
+                out[run_id] = known.get(pid) if pid is not None else None
         return out
+
+    @_converting
+    def records(
+        self, sweep: str | None = None, *, run_ids: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run rows with their config (dict), metrics (dict), provenance (dict, None when
+        unknown) and sweep point, as plain data.
+
+        Only the metrics of the runs asked for are read: those of ``sweep``, of ``run_ids``
+        (both: the runs of ``run_ids`` in ``sweep``), or of every run.
+
+        Parameters
+        ----------
+        sweep : str, optional
+            The runs of this sweep (with their point in it).
+        run_ids : iterable of str, optional
+            Only these runs (those the store has), in the store's order.
+        """
+        point = (
+            "s.point AS point FROM runs r JOIN sweep_runs s ON s.run_id = r.id AND s.sweep = ?"
+            if sweep is not None
+            else "(SELECT point FROM sweep_runs s WHERE s.run_id = r.id AND s.sweep = r.sweep) "
+            "AS point FROM runs r"
+        )
+        head = (sweep,) if sweep is not None else ()
+        if run_ids is None:
+            queries = [(f"SELECT r.*, {point} ORDER BY r.rowid", head)]
+            metric_queries = [
+                (
+                    "SELECT m.run_id, m.name, m.value FROM metrics m JOIN sweep_runs s ON "
+                    "s.run_id = m.run_id WHERE s.sweep = ?",
+                    head,
+                )
+                if sweep is not None
+                else ("SELECT run_id, name, value FROM metrics", ())
+            ]
+        else:
+            chunks = _chunks(list(dict.fromkeys(run_ids)))
+            queries, metric_queries = [], []
+            for chunk in chunks:
+                marks = ",".join("?" * len(chunk))
+                queries.append(
+                    (f"SELECT r.*, {point} WHERE r.id IN ({marks}) ORDER BY r.rowid",
+                     (*head, *chunk))
+                )
+                metric_queries.append(
+                    (f"SELECT run_id, name, value FROM metrics WHERE run_id IN ({marks})", chunk)
+                )
+        metrics: dict[str, dict[str, float]] = {}
+        for query, args in metric_queries:
+            for run_id, name, value in self.con.execute(query, args):
+                metrics.setdefault(run_id, {})[name] = math.nan if value is None else value
+        known = self._provenances()
+        out = []
+        for query, args in queries:
+            rows = self.con.execute(query, args)
+            names = [c[0] for c in rows.description]
+            for row in rows.fetchall():
+                rec = dict(zip(names, row, strict=True))
+                rec["config"] = json.loads(rec["config"])
+                rec["timings"] = json.loads(rec["timings"]) if rec["timings"] else {}
+                rec["point"] = json.loads(rec["point"]) if rec["point"] else {}
+                rec["metrics"] = metrics.get(rec["id"], {})
+                rec["sweep"] = sweep or rec["sweep"]
+                pid = rec.get("provenance")
+                rec["provenance"] = known.get(pid) if pid is not None else None
+                rec["provenance_id"] = pid
+                out.append(rec)
+        return out
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """``items`` in chunks that fit SQLite's limit of bound parameters."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _refresh_heartbeat(con: sqlite3.Connection, token: str) -> None:

@@ -131,6 +131,7 @@ def reproduce(
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
     result = ReproduceResult(name, quick, folder, counts=counts, spec=spec_dict,
                              run_seconds=float(frame["wall_s"].fillna(0.0).sum()))
+    result.versions = run_versions(store, spec.name)
     data = RecipeData(frame, store, quick, spec_dict)
     try:
         result.claims = recipe.claims(data)
@@ -146,6 +147,16 @@ def reproduce(
     result.seconds = time.perf_counter() - started
     write_summary(result, recipe.title, recipe.paper)
     return result
+
+
+def run_versions(store: Path, sweep: str) -> list[str]:
+    """``12 runs: twolayer 0.1.0 (git ...), numpy 2.1.0, ...`` per distinct provenance of the
+    sweep's done and diverged runs."""
+    from twolayer.experiment.provenance import describe
+    from twolayer.experiment.store import Store
+
+    with Store(store, create=False) as st:
+        return [f"{n} runs: {describe(p)}" for p, n in st.provenance_counts(sweep)]
 
 
 def write_summary(result: ReproduceResult, title: str, paper: str) -> None:
