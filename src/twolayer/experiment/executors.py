@@ -1,8 +1,9 @@
 """Executors: where groups of runs execute. Results stream back to the driver, which writes them.
 
-Three kinds, one interface (:class:`Executor`): ``serial`` (in the driver process), ``local``
-(a pool of worker processes) and ``dask`` (dask.distributed: an existing scheduler or a
-LocalCluster). A task is a *group* of runs that share stages (same seed, same
+Four kinds, one interface (:class:`Executor`): ``serial`` (in the driver process), ``local``
+(a pool of worker processes), ``dask`` (dask.distributed: an existing scheduler or a
+LocalCluster) and ``slurm`` (SLURM job arrays through submitit, one job per chunk of runs:
+twolayer.experiment.slurm). A task is a *group* of runs that share stages (same seed, same
 teacher/student/train/backend sections); the worker runs it with one StageCache, so the trained
 student is computed once per group. With ``batch_seeds`` a group holds the runs of several
 seeds and the seeds of each config run as one batched computation (twolayer.batched).
@@ -528,12 +529,14 @@ def make_executor(
     tasks: int | None = None,
     batch_seeds: bool = False,
     connect_timeout: float | None = None,
+    slurm: Any = None,
+    store: str | Path | None = None,
 ) -> Executor:
     """Build an executor.
 
     Parameters
     ----------
-    kind : {"serial", "local", "dask"}
+    kind : {"serial", "local", "dask", "slurm"}
     jobs : int, optional
         Workers (default: cores), never more than ``tasks``.
     address : str, optional
@@ -547,14 +550,29 @@ def make_executor(
         Run the seeds of each config as one batched computation (twolayer.batched).
     connect_timeout : float, optional
         Seconds to wait for a Dask scheduler (:func:`dask_connect_timeout`).
+    slurm : SlurmConfig, optional
+        ``executor.slurm`` of kind slurm (twolayer.experiment.spec.SlurmConfig; default: its
+        defaults). ``jobs`` is then the jobs running at once.
+    store : path, optional
+        The store the driver writes (kind slurm: submitit's folder defaults to beside it).
 
     Raises
     ------
     ExecutorError
-        If the executor cannot start (see :class:`DaskExecutor`).
+        If the executor cannot start (see :class:`DaskExecutor` and
+        :class:`twolayer.experiment.slurm.SlurmExecutor`).
     """
     if kind == "serial":
         return SerialExecutor(blas_threads, batch_seeds)
+    if kind == "slurm":  # its own module: submitit is an optional dependency
+        from twolayer.experiment.slurm import SlurmExecutor
+        from twolayer.experiment.spec import SlurmConfig
+
+        return SlurmExecutor(
+            slurm if slurm is not None else SlurmConfig(),
+            store if store is not None else "twolayer.sqlite",
+            jobs, blas_threads, batch_seeds,
+        )
     n = jobs or available_cores()
     if tasks is not None:
         n = max(1, min(n, tasks))
@@ -565,4 +583,4 @@ def make_executor(
             address, n if address is None else None, blas_threads, batch_seeds=batch_seeds,
             connect_timeout=connect_timeout,
         )
-    raise ValueError(f"unknown executor {kind!r}; expected serial, local or dask")
+    raise ValueError(f"unknown executor {kind!r}; expected serial, local, dask or slurm")

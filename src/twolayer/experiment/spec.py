@@ -39,8 +39,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from twolayer.config import RunConfig
+from twolayer.config import ProtocolConfig, RunConfig
 from twolayer.experiment.errors import Problem, SpecError
+from twolayer.registry import PROTOCOLS
 
 RUN_SECTIONS = (
     "teacher", "student", "train", "readout", "evaluate", "measure", "backend", "draws", "labels"
@@ -57,16 +58,60 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SlurmConfig(_Model):
+    """``executor.slurm``: SLURM job arrays through submitit (twolayer.experiment.slurm;
+    docs/engine.md, "Clusters"). One job per chunk of runs; the driver writes the store."""
+
+    cluster: Literal["slurm", "local"] = Field(
+        "slurm",
+        description="slurm (sbatch job arrays), or local: submitit's local executor, the same "
+        "jobs as processes of this machine (to try a spec before queueing it)",
+    )
+    chunk: PositiveInt = Field(
+        20, description="runs per job (a group of runs sharing a trained student is cut only "
+        "when it alone is larger)"
+    )
+    folder: str | None = Field(
+        None,
+        description="submitit's folder (job pickles, results, logs), on a file system the "
+        "compute nodes see; default: <store without .sqlite>.submitit beside the store",
+    )
+    partition: str | None = Field(None, description="sbatch --partition")
+    time: PositiveInt = Field(60, description="time limit of one job, minutes (sbatch --time)")
+    mem: str | None = Field(None, description="memory of one job (sbatch --mem), e.g. 16G")
+    cpus_per_task: PositiveInt = Field(1, description="cores of one job (sbatch --cpus-per-task)")
+    gpus: NonNegativeInt | None = Field(None, description="GPUs of one job (--gpus-per-node)")
+    account: str | None = Field(None, description="sbatch --account")
+    qos: str | None = Field(None, description="sbatch --qos")
+    job_name: str = Field("twolayer", description="sbatch --job-name (scancel --name finds them)")
+    setup: list[str] = Field(
+        default_factory=list,
+        description="shell lines run before each job (module load ..., source venv/bin/activate)",
+    )
+    additional: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        description="other sbatch options, name -> value ({constraint: a100, exclude: node7})",
+    )
+    max_requeues: NonNegativeInt = Field(
+        3, description="times a job may be requeued after reaching its time limit"
+    )
+    poll: float = Field(
+        5.0, gt=0, description="seconds between two looks at the jobs' states"
+    )
+
+
 class ExecutorConfig(_Model):
     """Where the runs execute."""
 
-    kind: Literal["serial", "local", "dask"] | None = Field(
+    kind: Literal["serial", "local", "dask", "slurm"] | None = Field(
         None,
-        description="serial (in the driver), local (a pool of processes) or dask "
-        "(dask.distributed); default: serial for one run, local for a sweep",
+        description="serial (in the driver), local (a pool of processes), dask "
+        "(dask.distributed) or slurm (job arrays through submitit, see executor.slurm); "
+        "default: serial for one run, local for a sweep",
     )
     jobs: PositiveInt | None = Field(
-        None, description="worker processes (local) or LocalCluster workers (dask); default: cores"
+        None, description="worker processes (local), LocalCluster workers (dask) or jobs running "
+        "at once (slurm: the array's %limit, default 256); default: cores"
     )
     address: str | None = Field(
         None, description="dask scheduler address (tcp://host:port); none starts a LocalCluster"
@@ -80,11 +125,16 @@ class ExecutorConfig(_Model):
         "batched for giant_steps and none, seed by seed for the other protocols; readout and "
         "errors always batched); same numbers to rounding",
     )
+    slurm: SlurmConfig | None = Field(
+        None, description="SLURM parameters of kind slurm (default: every default of the section)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExecutorConfig:
         if self.address is not None and self.kind not in (None, "dask"):
             raise ValueError(f"address is only used with kind 'dask', not {self.kind!r}")
+        if self.slurm is not None and self.kind not in (None, "slurm"):
+            raise ValueError(f"slurm is only used with kind 'slurm', not {self.kind!r}")
         return self
 
 
@@ -297,10 +347,8 @@ class RunSpec:
         """The training sections without the seed (and ``draws``, which says which seed each
         stage draws from): runs with equal keys can run batched over seeds and share the
         stacked trained students."""
-        from twolayer.pipeline import TRAINING_SECTIONS
-
-        data = self.config.model_dump(mode="json")
-        return json.dumps([data[s] for s in (*TRAINING_SECTIONS, "draws")], sort_keys=True)
+        sections = [*self.config.training_sections(), self.config.draws.model_dump(mode="json")]
+        return json.dumps(sections, sort_keys=True)
 
 
 def canonical_json(config: RunConfig) -> str:
@@ -642,15 +690,18 @@ def _is_model(tp: Any) -> bool:
 
 
 def _pick_model(options: list[Any], data: Any) -> type[BaseModel] | None:
-    """Among union members, the model that ``data`` selects (by its ``protocol`` tag)."""
+    """Among union members, the model that ``data`` selects: a protocol section's is the
+    registered protocol its ``protocol`` tag names (twolayer.registry.PROTOCOLS), None when
+    the tag names none."""
     models = [t for t in options if _is_model(t)]
-    if len(models) <= 1:
-        return models[0] if models else None
-    tag = data.get("protocol") if isinstance(data, dict) else None
-    for m in models:
-        field_ = m.model_fields.get("protocol")
-        if field_ is not None and field_.default == tag:
-            return m
+    if len(models) == 1 and models[0] is not ProtocolConfig:  # e.g. a stage: always a gd section
+        return models[0]
+    if any(issubclass(m, ProtocolConfig) for m in models):
+        tag = data.get("protocol") if isinstance(data, dict) else None
+        if not isinstance(tag, str) or tag not in PROTOCOLS:
+            return None
+        config: type[BaseModel] = PROTOCOLS.get(tag).config
+        return config
     return None
 
 
@@ -906,22 +957,14 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
     return tuple(out)
 
 
-def _union_tags() -> frozenset[str]:
-    """The ``protocol`` tags of the train union (pydantic puts them in error locations)."""
-    tags = set()
-    for tp in _unwrap(RunConfig.model_fields["train"].annotation):
-        field_ = getattr(tp, "model_fields", {}).get("protocol")
-        if field_ is not None and isinstance(field_.default, str):
-            tags.add(field_.default)
-    return frozenset(tags)
-
-
-_TAGS = _union_tags() | {"str", "int", "float", "list", "dict", "bool"}
+#: Tags pydantic puts in error locations besides the protocols' (the types of a union).
+_TYPE_TAGS = frozenset({"str", "int", "float", "list", "dict", "bool"})
 
 
 def _looks_like_tag(part: str) -> bool:
     return (
-        part in _TAGS
+        part in _TYPE_TAGS
+        or part in PROTOCOLS  # the train union's tags: the registered protocols (plugins too)
         or "[" in part
         or part.startswith(("function-", "constrained-", "lax-", "json-or-python"))
     )
@@ -977,7 +1020,8 @@ def _translate(
             message = f"required key is missing{what}"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             disc = str(ctx.get("discriminator", "'protocol'")).strip("'")
-            expected = str(ctx.get("expected_tags", "'giant_steps', 'gd', 'none'"))
+            registered = ", ".join(repr(name) for name in PROTOCOLS.names())
+            expected = str(ctx.get("expected_tags", registered))
             path = (*path, disc)
             tag = ctx.get("tag")
             if tag is None:
