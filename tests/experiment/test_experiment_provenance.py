@@ -433,3 +433,24 @@ def test_load_is_unchanged_for_runs_without_provenance_columns_clash(tmp_path, t
     _spec, runs = load_spec_with_runs(tiny)
     assert frame.loc[0, "id"] == runs[0].id
     assert np.isfinite(frame.loc[0, "readout.test_mse"])
+
+
+def test_a_lazy_sweep_reports_and_reruns_stale_runs_too(tmp_path, tiny, monkeypatch):
+    from twolayer.experiment import lazy
+    from twolayer.experiment.spec import load_spec_unresolved
+
+    tiny["seeds"] = 2
+    tiny["sweep"] = {"readout.n": [16, 32, 48]}
+    spec, label, node = load_spec_unresolved(tiny)
+    runs = lazy.resolve_runs(spec, label, node, lazy=True)
+    path = tmp_path / "s.sqlite"
+    with monkeypatch.context() as m:
+        _old_version(m, scipy="0.1.0")
+        lazy.run_lazily(spec, runs, chunk=4, store=path, executor="serial")
+    kept = lazy.run_lazily(spec, runs, chunk=4, store=path, executor="serial")
+    assert kept.executed == 0
+    assert kept.stale_message().startswith("6 of 6 stored runs were computed with other")
+    assert "6 with scipy 0.1.0" in kept.stale_message()
+    redone = lazy.run_lazily(spec, runs, chunk=4, store=path, executor="serial",
+                             rerun_stale=True)
+    assert redone.executed == 6 and redone.stale_message() is None

@@ -181,6 +181,8 @@ class LazySweepResult:
         :data:`KEPT_RECORDS` of them, for the report.
     executed : int
         Runs executed now.
+    stale : list
+        The kept runs computed with other versions, chunk by chunk (as ``SweepResult.stale``).
     """
 
     store: Path
@@ -191,6 +193,7 @@ class LazySweepResult:
     status_counts: dict[str, int] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
     executed: int = 0
+    stale: list[tuple[dict[str, Any] | None, int, list[str]]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return dict(self.status_counts)
@@ -199,7 +202,12 @@ class LazySweepResult:
         return [r for r in self.records if r.status == "running"]
 
     def stale_message(self) -> str | None:
-        return None
+        """One line on the kept runs computed with other versions (None if none)."""
+        from twolayer.experiment import provenance as prov
+
+        current = prov.environment()
+        groups = prov.stale_groups([(p, n) for p, n, _ in self.stale], current)
+        return prov.stale_line(groups, self.skipped, current, "stored runs")
 
 
 #: Records of runs that did not finish done kept for the report of a lazy sweep.
@@ -254,6 +262,7 @@ def run_lazily(spec: Spec, runs: LazyRuns, *, progress: Any = None, chunk: int =
         for part in _chunks(runs, chunk):
             done = run_spec(spec, runs=part, progress=forward, **options)
             result.skipped += done.skipped
+            result.stale.extend(done.stale)
             if done.executor != "serial" or result.executed == 0:
                 result.executor = done.executor
             for record in done.records:

@@ -54,8 +54,10 @@ STALE_FIELDS: tuple[str, ...] = ("twolayer", "commit", "dirty", "diff", "numpy",
 GIT_TIMEOUT_S = 3.0
 
 
+@functools.cache
 def _dist_version(name: str) -> str | None:
-    """The installed version of distribution ``name`` (None if it is not installed)."""
+    """The installed version of distribution ``name`` (None if it is not installed); read once
+    per process (~5 ms each: importlib.metadata scans the installed distributions)."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

@@ -327,7 +327,7 @@ def run_spec(
     with Store(path) as st:
         st.acquire(spec.name)
         statuses = st.statuses(r.id for r in runs)
-        stale, groups = find_stale(st, statuses)
+        stale, stale_groups = find_stale(st, statuses)
         todo = select_todo(runs, statuses, retry_failed, stale if rerun_stale else frozenset())
         unique = len({r.id for r in runs})
         batch = spec.executor.batch_seeds if batch_seeds is None else batch_seeds
@@ -361,7 +361,7 @@ def run_spec(
         if rerun_stale:
             result.stale_rerun = len(stale)
         else:
-            result.stale = groups
+            result.stale = stale_groups
         if ex is None:
             progress.start(0, result.skipped, "none", 0)
             progress.stop()
