@@ -38,6 +38,16 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "PluginWarning",
+    "entry_points",
+    "load_entry_points",
+    "load_plugins",
+    "loaded_plugins",
+]
+
 ENTRY_POINT_GROUP = "twolayer.plugins"
 """The entry-point group whose modules (or functions) register components."""
 
