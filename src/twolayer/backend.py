@@ -12,11 +12,15 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-DTYPES = ("float64", "float32")
+#: Array libraries and floating-point precisions (one Literal each; the tuples derive from them).
+BackendName = Literal["numpy", "torch"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+DType = Literal["float64", "float32"]
+DTYPES: tuple[str, ...] = get_args(DType)
 
 #: Stable ids of the named random streams of a run (never reorder: it would change every result).
 STREAM_IDS: dict[str, int] = {
@@ -167,7 +171,7 @@ class Backend:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in ("numpy", "torch"):
+        if self.name not in BACKENDS:
             raise ValueError(f"unknown backend {self.name!r}; expected 'numpy' or 'torch'")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; expected one of {DTYPES}")

@@ -12,12 +12,13 @@ exactly as :func:`~twolayer.pipeline.run_once` does (a
 ``run_once(config, seeds[i])`` up to the rounding of batched BLAS (~1e-12 relative in float64).
 Measurements then run per seed on the members, with the unbatched code.
 
-What is batched: the training of the protocols ``giant_steps`` and ``none`` (random
-features); every readout and baseline; the test and training errors. The other protocols
-(``gd``, ``stages``, ``spiked``) train seed by seed inside the batch with their unbatched code
--- per-step minibatch orders, Langevin noise, divergence checks and monitored measurements
-would each need a stacked variant -- and their trained students are then stacked for the
-batched readout and errors.
+What is batched: the training of the protocols registered with ``batched=True``
+(:func:`twolayer.train.register_protocol`; built in: ``giant_steps`` and ``none``); every
+readout and baseline; the test and training errors. The other protocols (``gd``, ``stages``,
+``spiked``) train seed by seed inside the batch with their unbatched code -- per-step minibatch
+orders, Langevin noise, divergence checks and monitored measurements would each need a stacked
+variant -- and their trained students are then stacked for the batched readout and errors;
+each member's measurements then read its own :class:`~twolayer.train.TrainResult`.
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from twolayer.backend import Backend, StreamStack, namespace_of
-from twolayer.config import GiantStepsConfig, NoTrainConfig, RunConfig
+from twolayer.backend import Backend, StreamStack
+from twolayer.config import RunConfig
 from twolayer.pipeline import (
     RunResult,
     StageCache,
     build_student,
     build_teacher,
     evaluate_student,
+    needed_checkpoints,
     record_run,
     run_streams,
     train_student,
@@ -43,59 +43,9 @@ from twolayer.pipeline import (
 )
 from twolayer.student import TwoLayer
 from twolayer.teachers import TeacherStack
+from twolayer.train.protocol import get_protocol
+from twolayer.train.result import TrainResult
 from twolayer.train.schedule import DivergenceError
-from twolayer.train.steps import TrainResult
-
-#: Training protocols that train a stack of students at once (the others train seed by seed).
-BATCHED_PROTOCOLS = (GiantStepsConfig, NoTrainConfig)
-
-
-def _select(value: Any, index: Any) -> Any:
-    """Rows ``index`` (an int or a list of ints) of a stacked array; other values unchanged."""
-    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
-        return value[index]
-    return value
-
-
-def _select_train(trained: TrainResult, index: int | list[int]) -> TrainResult:
-    """Member(s) ``index`` of a stacked TrainResult: one run's result for an int, a smaller
-    stack for a list. Trajectory values that are per member become plain floats for an int."""
-    student = trained.student.replace(W=trained.student.W[index], a=trained.student.a[index])
-    rows = []
-    for row in trained.trajectory:
-        new = {}
-        for k, v in row.items():
-            if np.ndim(v) > 0:
-                v = np.asarray(v)[index]
-                v = float(v) if isinstance(index, int) else v
-            new[k] = v
-        rows.append(new)
-    batches = {k: (X[index], y[index]) for k, (X, y) in trained.batches.items()}
-    info = {k: v for k, v in trained.info.items() if k != "diverged"}
-    return TrainResult(student, rows, batches, info)
-
-
-def _stack_train(results: list[TrainResult]) -> TrainResult:
-    """One stacked TrainResult from the results of members trained one by one (one config, so
-    equal trajectory lengths, keys and batches; anything else raises ValueError)."""
-    student = TwoLayer.stack([r.student for r in results])
-    if len({len(r.trajectory) for r in results}) != 1:
-        raise ValueError("members of one config recorded trajectories of different lengths")
-    rows = []
-    for member_rows in zip(*(r.trajectory for r in results), strict=True):
-        if len({tuple(row) for row in member_rows}) != 1:
-            raise ValueError("members of one config recorded different trajectory columns")
-        rows.append({k: np.array([row[k] for row in member_rows]) for k in member_rows[0]})
-    if len({tuple(r.batches) for r in results}) != 1:
-        raise ValueError("members of one config kept different training batches")
-    batches = {}
-    for k in results[0].batches:
-        xp = namespace_of(results[0].batches[k][0])
-        batches[k] = (
-            xp.stack([r.batches[k][0] for r in results]),
-            xp.stack([r.batches[k][1] for r in results]),
-        )
-    return TrainResult(student, rows, batches, {})
 
 
 def _train(
@@ -104,20 +54,22 @@ def _train(
     student0: TwoLayer,
     streams: StreamStack,
     backend: Backend,
-) -> tuple[list[int], TrainResult | None, dict[int, DivergenceError]]:
-    """Train the stack: at once for the batched protocols, else member by member.
+) -> tuple[list[int], TrainResult | None, list[TrainResult] | None, dict[int, DivergenceError]]:
+    """Train the stack: at once for a batched protocol, else member by member.
 
     Returns the members that did not diverge, their stacked TrainResult (None if none is
-    left) and the DivergenceError of each diverged member.
+    left), the members' own results when they were trained one by one (None for a batched
+    protocol: member j is then ``stacked.select(j)``) and the DivergenceError of each diverged
+    member.
     """
     size = len(streams)
-    if isinstance(config.train, BATCHED_PROTOCOLS):
+    if get_protocol(config.train.protocol).batched:
         trained = train_student(config, teacher, student0, streams, backend)
-        diverged: dict[int, DivergenceError] = dict(trained.info.get("diverged", {}))
+        diverged: dict[int, DivergenceError] = dict(trained.diverged)
         alive = [i for i in range(size) if i not in diverged]
         if diverged and alive:
-            trained = _select_train(trained, alive)
-        return alive, (trained if alive else None), diverged
+            trained = trained.select(alive)
+        return alive, (trained if alive else None), None, diverged
     results, alive, diverged = [], [], {}
     for i, member in enumerate(student0.unstack()):
         try:
@@ -125,7 +77,8 @@ def _train(
             alive.append(i)
         except DivergenceError as exc:
             diverged[i] = exc
-    return alive, (_stack_train(results) if results else None), diverged
+    stacked = TrainResult.stack(results) if results else None
+    return alive, stacked, results, diverged
 
 
 def run_batch(
@@ -176,11 +129,16 @@ def run_batch(
     def trained() -> tuple[Any, ...]:
         teacher = TeacherStack([build_teacher(config, streams[i]) for i in range(size)])
         student0 = TwoLayer.stack([build_student(config, streams[i], backend) for i in range(size)])
-        alive, trained_stack, diverged = _train(config, teacher, student0, streams, backend)
-        return teacher, student0, alive, trained_stack, diverged
+        alive, stacked, members, diverged = _train(config, teacher, student0, streams, backend)
+        return teacher, student0, alive, stacked, members, diverged
 
-    key = ("train-batch", tuple(training_key(config, seed) for seed in seeds))
-    teacher, student0, alive, trained_stack, diverged = cache.get_or_compute(key, trained)
+    key = (
+        "train-batch", tuple(training_key(config, seed) for seed in seeds),
+        needed_checkpoints(config),
+    )
+    teacher, student0, alive, trained_stack, members, diverged = cache.get_or_compute(
+        key, trained
+    )
     train_s = (time.perf_counter() - timer) / size
 
     outcomes: list[Any] = [diverged.get(i) for i in range(size)]
@@ -204,7 +162,7 @@ def run_batch(
                     streams[j],
                     backend,
                     students0[j],
-                    _select_train(trained_stack, j),
+                    trained_stack.select(j) if members is None else members[j],
                     member_eval,
                 )
             except Exception as exc:  # a measurement of one seed failed: the others go on

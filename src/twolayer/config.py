@@ -5,13 +5,20 @@ A sweep spec (twolayer.experiment) adds name, seeds, sweep, executor and store a
 sections; this module only knows what a single run needs, so the core can run without the
 experiment layer. Every model forbids unknown keys; option dictionaries of registered components
 (teacher options, activation options) are checked against the component's signature.
+
+Layering: this module imports only the component layers below it (activations, teachers,
+losses, the student's and the backend's allowed values) and the registries
+(:mod:`twolayer.registry`). The ``train`` section's models live with their protocols in
+``twolayer.train`` and are found through :data:`~twolayer.registry.PROTOCOLS`; measurements
+are checked through :data:`~twolayer.registry.MEASUREMENTS`. Each registry imports its
+built-in package on first use, so validating a config needs neither import here.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 from pydantic import (
@@ -26,22 +33,27 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from twolayer.activations import ACTIVATIONS, Activation, get_activation
-from twolayer.losses import LOSSES
+from twolayer.backend import BackendName, DType
+from twolayer.losses import LOSSES, Penalty
+from twolayer.registry import MEASUREMENTS, PROTOCOLS
+from twolayer.student import AInit, Scaling, WInit
 from twolayer.teachers import TEACHERS, Teacher, get_teacher
-from twolayer.theory.spiked_rf import SpikedRFParameters
-from twolayer.train.gd import GDOptions
-from twolayer.train.schedule import StepSize
-from twolayer.train.spiked import SpikedOptions
-from twolayer.train.steps import GiantStep
 
 
 class _Model(BaseModel):
     # NaN and inf are refused in every float field: a run that starts from one stores NaNs as
     # results ("teacher.noise: .nan" gave a done run with a NaN Bayes risk)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: The base of every config model: unknown keys, NaN and infinity refused, frozen. A plugin's
+#: config models (a protocol's section, docs/extending.md) derive from it or from
+#: :class:`ProtocolConfig`.
+ConfigModel = _Model
 
 
 def _non_finite(value: Any, where: str = "") -> str | None:
@@ -152,255 +164,45 @@ class StudentConfig(_Model):
         default_factory=ActivationConfig,
         description="sigma: a registered activation (name or mapping)",
     )
-    scaling: Literal["standard", "mean_field"] = Field(
+    scaling: Scaling = Field(
         "standard", description="output scale 1/sqrt(N) (standard) or 1/N (mean_field)"
     )
-    w_init: Literal["gaussian", "sphere"] = Field(
+    w_init: WInit = Field(
         "gaussian", description="gaussian: entries N(0, w_scale^2/d); sphere: rows of norm w_scale"
     )
     w_scale: PositiveFloat = Field(1.0, description="row norm of W_0 (small = small init)")
-    a_init: Literal["gaussian", "pm1", "balanced", "constant"] = Field(
+    a_init: AInit = Field(
         "gaussian", description="second-layer init: N(0, a_scale^2), +-a_scale, balanced, constant"
     )
     a_scale: float = Field(1.0, description="scale of the second-layer init")
 
 
-class StepSizeConfig(_Model):
-    """eta = c * S^alpha (S one of n, N, d, 1). A plain number means eta = c."""
+class ProtocolConfig(_Model):
+    """Base of a training protocol's ``train`` section (docs/extending.md, "a protocol").
 
-    c: float = Field(1.0, description="constant")
-    alpha: float = Field(0.0, ge=-1.0, le=1.0, description="exponent, in [-1, 1]")
-    S: Literal["n", "N", "d", "1"] = Field("1", description="the size the step scales with")
+    A protocol's config model subclasses this with ``protocol: Literal["name"] = "name"``, the
+    tag that selects it, and is registered with its run function
+    (:func:`twolayer.train.protocol.register_protocol`); ``RunConfig.train`` accepts the
+    section of any registered protocol.
+    """
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_number(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return {"c": value}
-        return value
+    protocol: str = Field(description="selects the protocol")
 
-    def build(self) -> StepSize:
-        return StepSize(self.c, self.alpha, self.S)
-
-
-class GiantStepConfig(_Model):
-    """One full-batch step on a fresh or an earlier (reused) batch."""
-
-    eta: StepSizeConfig = Field(
-        default_factory=StepSizeConfig, description="step size eta = c * S^alpha"
-    )
-    batch: Literal["fresh"] | NonNegativeInt = Field(
-        "fresh", description="'fresh', or the index of an earlier step whose batch is reused"
-    )
-    layer: Literal["W", "a", "both"] = Field("W", description="the layer(s) the step updates")
-    n: PositiveInt | None = Field(None, description="batch size of a fresh batch (default train.n)")
-
-    def build(self) -> GiantStep:
-        return GiantStep(self.eta.build(), self.batch, self.layer, self.n)
+    def reuse_problem(self) -> str | None:
+        """Why a readout cannot reuse the first training batch (None: it can, when the
+        protocol draws one; see ``RunConfig``'s readout checks)."""
+        return None
 
 
-def _check_loss(name: str) -> str:
+def check_loss(name: str) -> str:
+    """A registered loss name, or ValueError with the registered ones."""
     if name not in LOSSES:
         raise ValueError(LOSSES.unknown_message(name))
     return name
 
 
-class GiantStepsConfig(_Model):
-    """A list of giant gradient steps (Ba et al. 2022; Moniri et al. 2023; two-step analysis)."""
-
-    protocol: Literal["giant_steps"] = Field("giant_steps", description="selects this protocol")
-    n: PositiveInt = Field(description="size of each fresh training batch")
-    loss: str = Field("square", description="square, logistic, hinge or absolute")
-    steps: list[GiantStepConfig] = Field(
-        default_factory=lambda: [GiantStepConfig()],
-        description="the steps, in order (default: one step with eta = 1 on a fresh batch)",
-    )
-
-    _loss = field_validator("loss")(_check_loss)
-
-    @model_validator(mode="after")
-    def _check_batches(self) -> GiantStepsConfig:
-        for k, step in enumerate(self.steps):
-            if step.batch != "fresh" and step.batch >= k:
-                raise ValueError(
-                    f"steps[{k}].batch = {step.batch}: a reused batch must come from an earlier "
-                    f"step (0..{k - 1})"
-                )
-        return self
-
-
-class WeightDecayConfig(_Model):
-    W: NonNegativeFloat = Field(0.0, description="L2 weight decay on the first layer")
-    a: NonNegativeFloat = Field(0.0, description="L2 weight decay on the second layer")
-
-
-#: Monitor metrics computed by the GD protocol itself on its held-out monitor set.
-MONITOR_METRICS = ("test_loss", "test_err01", "test_mse")
-
-
-class GDConfig(_Model):
-    """Full-batch GD or minibatch/online SGD, optional weight decay and Langevin noise."""
-
-    protocol: Literal["gd"] = Field("gd", description="selects this protocol")
-    n: PositiveInt = Field(description="training set size (batch size of online SGD if unset)")
-    loss: str = Field("square", description="square, logistic, hinge or absolute")
-    steps: NonNegativeInt = Field(100, description="number of steps")
-    eta: StepSizeConfig = Field(
-        default_factory=StepSizeConfig, description="initial step size eta_0 = c * S^alpha"
-    )
-    decay: NonNegativeFloat = Field(0.0, description="eta_t = eta_0 (1 + t)^(-decay)")
-    batch_size: PositiveInt | None = Field(None, description="None = full batch")
-    online: bool = Field(False, description="fresh batch every step (one-pass SGD)")
-    train: Literal["W", "a", "both"] = Field("both", description="the layer(s) trained")
-    weight_decay: WeightDecayConfig = Field(
-        default_factory=WeightDecayConfig, description="L2 penalties per layer"
-    )
-    temperature: NonNegativeFloat = Field(0.0, description="Langevin temperature T")
-    record_every: PositiveInt = Field(10, description="trajectory stride")
-    monitor: list[str] = Field(
-        default_factory=list,
-        description="metrics recorded along the trajectory: test_loss, test_err01, or a "
-        "per-step measurement name",
-    )
-    monitor_n: PositiveInt = Field(2000, description="size of the held-out monitor set")
-
-    _loss = field_validator("loss")(_check_loss)
-
-    @field_validator("monitor")
-    @classmethod
-    def _check_monitor(cls, names: list[str]) -> list[str]:
-        from twolayer.measure import MEASUREMENTS
-
-        for name in names:
-            if name in MONITOR_METRICS:
-                continue
-            if name not in MEASUREMENTS:
-                raise ValueError(
-                    f"{name!r} is neither a monitor metric ({', '.join(MONITOR_METRICS)}) nor "
-                    f"a measurement; {MEASUREMENTS.unknown_message(name)}"
-                )
-            if not MEASUREMENTS.get(name).per_step:
-                per_step = [m for m in MEASUREMENTS.names() if MEASUREMENTS.get(m).per_step]
-                raise ValueError(
-                    f"measurement {name!r} cannot run per step; those that can: "
-                    f"{', '.join(per_step)}"
-                )
-        return names
-
-    def build(self) -> GDOptions:
-        return GDOptions(
-            steps=self.steps,
-            eta=self.eta.build(),
-            decay=self.decay,
-            batch_size=self.batch_size,
-            online=self.online,
-            train=self.train,
-            weight_decay_W=self.weight_decay.W,
-            weight_decay_a=self.weight_decay.a,
-            temperature=self.temperature,
-            record_every=self.record_every,
-        )
-
-
-class NoTrainConfig(_Model):
-    """No feature training (random features)."""
-
-    protocol: Literal["none"] = Field("none", description="selects this protocol")
-
-
-class StagesConfig(_Model):
-    """GD stages run one after another from where the previous one stopped, on one training set
-    (e.g. fit to a low loss, then GD on a weight-decay-regularised objective).
-
-    Each stage is a full ``gd`` section without ``n`` (given once here); the trajectory is the
-    concatenation of the stages' trajectories with a global ``step`` and a ``stage`` column.
-    Minibatch orders and Langevin noise of each stage come from the streams ("train_noise",
-    2 k) and ("train_noise", 2 k + 1) of stage k.
-    """
-
-    protocol: Literal["stages"] = Field("stages", description="selects this protocol")
-    n: PositiveInt = Field(description="training set size, shared by every stage")
-    stages: list[GDConfig] = Field(
-        min_length=1, description="gd sections (without n), run in order on one training set"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_stages(cls, value: Any) -> Any:
-        if isinstance(value, dict) and isinstance(value.get("stages"), list):
-            value = dict(value)
-            value["stages"] = [
-                {"protocol": "gd", "n": value.get("n"), **stage} if isinstance(stage, dict)
-                else stage
-                for stage in value["stages"]
-            ]
-        return value
-
-    @model_validator(mode="after")
-    def _check_stages(self) -> StagesConfig:
-        for k, stage in enumerate(self.stages):
-            if stage.n != self.n:
-                raise ValueError(f"stages[{k}].n = {stage.n}: give n once, at train.n = {self.n}")
-            if stage.online:
-                raise ValueError(f"stages[{k}].online: stages share one training set")
-        return self
-
-
-class SpikedConfig(_Model):
-    """Spiked random features (Cui et al. 2024): W = c_w W_0 + r 1 v^T with ||v|| = 1 and
-    <v, beta> = gamma, the model of the first layer after one giant step; no training data.
-
-    Give (r, c_w, gamma), or (eta_tilde, alpha0) to derive them from the step the model stands
-    for (W_1 = W_0 + eta_tilde N G^T on n_0 = alpha0 d samples, Cui et al.'s scaling; needs a
-    single-index teacher). W_0 is the student's init (unit rows: ``w_init: sphere``); the part
-    of v orthogonal to beta is drawn from the run's stream "spike". See twolayer.train.spiked.
-    """
-
-    protocol: Literal["spiked"] = Field("spiked", description="selects this protocol")
-    r: float | None = Field(None, description="spike strength (with c_w and gamma)")
-    c_w: PositiveFloat | None = Field(None, description="bulk scale of W_0 (with r and gamma)")
-    gamma: float | None = Field(
-        None, ge=-1.0, le=1.0, description="overlap <v, beta> of the spike with the target"
-    )
-    eta_tilde: NonNegativeFloat | None = Field(
-        None, description="derive r, c_w, gamma from this step size (with alpha0)"
-    )
-    alpha0: PositiveFloat | None = Field(
-        None, description="n_0 / d of the step's batch (with eta_tilde)"
-    )
-
-    @model_validator(mode="after")
-    def _check_form(self) -> SpikedConfig:
-        direct = {"r": self.r, "c_w": self.c_w, "gamma": self.gamma}
-        derived = {"eta_tilde": self.eta_tilde, "alpha0": self.alpha0}
-        given_direct = [k for k, v in direct.items() if v is not None]
-        given_derived = [k for k, v in derived.items() if v is not None]
-        if given_direct and given_derived:
-            raise ValueError(
-                f"give either r, c_w, gamma or eta_tilde, alpha0, not both (got "
-                f"{', '.join(given_direct + given_derived)})"
-            )
-        if not given_direct and not given_derived:
-            raise ValueError("give r, c_w and gamma, or eta_tilde and alpha0")
-        if given_direct and len(given_direct) < 3:
-            missing = [k for k in direct if k not in given_direct]
-            raise ValueError(f"with {', '.join(given_direct)} also give {', '.join(missing)}")
-        if given_derived and len(given_derived) < 2:
-            missing = [k for k in derived if k not in given_derived]
-            raise ValueError(f"with {given_derived[0]} also give {missing[0]}")
-        self.build()  # validates the values (finite r)
-        return self
-
-    def build(self) -> SpikedOptions:
-        if self.r is not None and self.c_w is not None and self.gamma is not None:
-            return SpikedOptions(SpikedRFParameters(self.r, self.c_w, self.gamma))
-        return SpikedOptions(eta_tilde=self.eta_tilde, alpha0=self.alpha0)
-
-
-TrainConfig = Annotated[
-    GiantStepsConfig | GDConfig | StagesConfig | SpikedConfig | NoTrainConfig,
-    Field(discriminator="protocol"),
-]
+#: The readout's baselines (twolayer.pipeline's predictors of the same names).
+Baseline = Literal["random_features", "linear", "kernel"]
 
 
 class ReadoutConfig(_Model):
@@ -413,10 +215,10 @@ class ReadoutConfig(_Model):
     lambdas: list[NonNegativeFloat] = Field(
         default_factory=lambda: [1e-3], min_length=1, description="ridge penalties; 0 = min-norm"
     )
-    penalty: Literal["mean", "sum"] = Field(
+    penalty: Penalty = Field(
         "mean", description="penalty added to the mean (1/n sum) or the sum of squared errors"
     )
-    baselines: list[Literal["random_features", "linear", "kernel"]] = Field(
+    baselines: list[Baseline] = Field(
         default_factory=list,
         description="also fit: ridge on the student at init, linear ridge on x, kernel ridge "
         "with the conjugate kernel at init",
@@ -444,8 +246,6 @@ class MeasureItem(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> MeasureItem:
-        from twolayer.measure import MEASUREMENTS
-
         if self.name not in MEASUREMENTS:
             raise ValueError(MEASUREMENTS.unknown_message(self.name))
         check_options(
@@ -500,18 +300,40 @@ class LabelsConfig(_Model):
 class BackendConfig(_Model):
     """Array backend (NumPy, or PyTorch for GPUs), precision and device."""
 
-    name: Literal["numpy", "torch"] = Field("numpy", description="array library")
-    dtype: Literal["float64", "float32"] = Field("float64", description="floating-point precision")
+    name: BackendName = Field("numpy", description="array library")
+    dtype: DType = Field("float64", description="floating-point precision")
     device: str | None = Field(None, description="torch device: cpu, cuda, cuda:1")
 
 
+def _no_training() -> ProtocolConfig:
+    """The default ``train`` section: the ``none`` protocol (random features)."""
+    config: ProtocolConfig = PROTOCOLS.get("none").config()
+    return config
+
+
 class RunConfig(_Model):
-    """Everything one run needs besides its seed."""
+    """Everything one run needs besides its seed.
+
+    ``train`` accepts the section of any registered protocol, selected by its ``protocol``
+    tag: its annotation is the discriminated union of the registered config models, set when
+    the schema is first built (after the built-in protocols are loaded) and rebuilt when a
+    plugin registers another protocol (:func:`_protocols_changed`).
+    """
+
+    # built on first use: the train union needs the registered protocols, which import this
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
+
+    #: The sections that, with the seeds of the teacher, init and train streams, fix the
+    #: trained student: runs that agree on them share one (the stage cache and the sweep
+    #: planner both use :meth:`training_sections`).
+    TRAINING_SECTIONS: ClassVar[tuple[str, ...]] = (
+        "teacher", "student", "train", "backend", "labels"
+    )
 
     teacher: TeacherConfig = Field(description="the data model")
     student: StudentConfig = Field(description="the two-layer network")
-    train: TrainConfig = Field(
-        default_factory=NoTrainConfig,
+    train: ProtocolConfig = Field(
+        default_factory=_no_training,
         description="feature training: giant_steps, gd, stages, spiked or none",
     )
     readout: ReadoutConfig | None = Field(None, description="omit to evaluate the network as is")
@@ -530,10 +352,18 @@ class RunConfig(_Model):
         description="labels preprocessed with each batch's own statistics",
     )
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        _set_train_union()  # loads the built-in protocols first
+        return handler(source)
+
+    def training_sections(self) -> list[Any]:
+        """The :attr:`TRAINING_SECTIONS` as JSON-able data, in order: what (with the seeds)
+        fixes the trained student."""
+        return [getattr(self, name).model_dump(mode="json") for name in self.TRAINING_SECTIONS]
+
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
-        from twolayer.measure import MEASUREMENTS
-
         # every measurement that cannot work is reported, each at its own measure[i]
         errors = []
         for i, item in enumerate(self.measure):
@@ -550,7 +380,7 @@ class RunConfig(_Model):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         r = self.readout
-        if isinstance(self.train, NoTrainConfig | SpikedConfig) and r is not None:
+        if self.train_n is None and r is not None:  # a protocol without training data
             if r.batch == "reuse" or r.n is None:
                 raise ValueError(
                     f"readout: with train.protocol {self.train.protocol!r} give readout.n and "
@@ -562,13 +392,36 @@ class RunConfig(_Model):
                     f"readout.n = {r.n}: a reused batch is the first training batch, of its own "
                     "size; drop readout.n or use batch 'fresh'"
                 )
-            if isinstance(self.train, GDConfig) and self.train.online:
-                raise ValueError(
-                    "readout.batch 'reuse': online gd (train.online) keeps no training batch to "
-                    "reuse; use batch 'fresh'"
-                )
+            problem = self.train.reuse_problem()
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     @property
     def train_n(self) -> int | None:
+        """The protocol's training size ``train.n`` (None for a protocol without data)."""
         return getattr(self.train, "n", None)
+
+
+def _set_train_union() -> None:
+    """Make ``RunConfig.train`` the discriminated union of the registered protocols' configs,
+    in the order they were registered."""
+    configs = tuple(p.config for p in PROTOCOLS.values())
+    old = RunConfig.model_fields["train"]
+    if len(configs) > 1:
+        union: Any = Union[configs]  # noqa: UP007 (a tuple of types needs the subscript form)
+        new = FieldInfo.merge_field_infos(old, annotation=union, discriminator="protocol")
+    else:
+        new = FieldInfo.merge_field_infos(old, annotation=configs[0] if configs else old.annotation)
+    RunConfig.model_fields["train"] = new
+
+
+def _protocols_changed(name: str, protocol: Any) -> None:
+    """A protocol was registered: update ``RunConfig.train``'s union, and rebuild the schema
+    if it was built already (a plugin registered after the first validation)."""
+    _set_train_union()
+    if RunConfig.__pydantic_complete__:
+        RunConfig.model_rebuild(force=True)
+
+
+PROTOCOLS.on_add(_protocols_changed)

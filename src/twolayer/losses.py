@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from twolayer.activations import _indicator
 from twolayer.backend import namespace_of
 from twolayer.registry import Registry
+
+#: How a ridge penalty is added: to the mean (1/n) sum of squared errors or to their sum
+#: (twolayer.train.readout); written once, the tuple derives from the Literal.
+Penalty = Literal["mean", "sum"]
+PENALTIES: tuple[str, ...] = get_args(Penalty)
 
 
 @dataclass(frozen=True)

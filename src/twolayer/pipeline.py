@@ -20,20 +20,12 @@ from typing import Any
 import numpy as np
 
 from twolayer.backend import Backend, RunStreams, StreamStack, matvec, mT, namespace_of, to_numpy
-from twolayer.config import (
-    MONITOR_METRICS,
-    GDConfig,
-    GiantStepsConfig,
-    RunConfig,
-    SpikedConfig,
-    StagesConfig,
-)
-from twolayer.losses import get_loss
-from twolayer.measure import MeasureContext, chunked_errors, dataset_errors, measure
+from twolayer.config import RunConfig
+from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import SAMPLE_BLOCK, SampleLabels, Teacher, TeacherStack, sample_blocks
 from twolayer.threads import with_run_threads
-from twolayer.train.gd import gradient_descent
+from twolayer.train.protocol import StepMeasure, TrainContext, run_protocol
 from twolayer.train.readout import (
     KernelRidge,
     LinearRidge,
@@ -42,9 +34,8 @@ from twolayer.train.readout import (
     ridge_path,
     solve_shifted,
 )
+from twolayer.train.result import TrainResult
 from twolayer.train.schedule import DivergenceError
-from twolayer.train.spiked import spiked_features
-from twolayer.train.steps import TrainResult, giant_steps
 
 
 def _default_budget() -> int:
@@ -165,8 +156,8 @@ def process_cache() -> StageCache:
 
 
 #: The config sections that, with the seeds of the teacher, init and train streams, fix the
-#: trained student: runs that agree on them share one (:func:`training_key`).
-TRAINING_SECTIONS = ("teacher", "student", "train", "backend", "labels")
+#: trained student (defined once, by :attr:`RunConfig.TRAINING_SECTIONS`).
+TRAINING_SECTIONS = RunConfig.TRAINING_SECTIONS
 
 
 def run_streams(config: RunConfig, seed: int) -> RunStreams:
@@ -180,10 +171,7 @@ def training_key(config: RunConfig, seed: int) -> str:
     share it (the stage cache, and the grouping of sweeps into tasks, both use this key)."""
     streams = run_streams(config, seed)
     seeds = [streams.seed_of(name) for name in ("teacher", "init", "batch")]
-    return json.dumps(
-        [seeds, [getattr(config, name).model_dump(mode="json") for name in TRAINING_SECTIONS]],
-        sort_keys=True,
-    )
+    return json.dumps([seeds, config.training_sections()], sort_keys=True)
 
 
 def _teacher_key(config: RunConfig, streams: RunStreams) -> str:
@@ -248,109 +236,41 @@ def build_student(config: RunConfig, streams: RunStreams, backend: Backend) -> T
     )
 
 
-def _monitor(
-    config: GDConfig,
-    teacher: Teacher,
-    streams: RunStreams,
-    backend: Backend,
-    init: TwoLayer,
-    batches: dict[int, tuple[Any, Any]] | None = None,
-) -> Callable[[TwoLayer, int], dict[str, float]] | None:
-    if not config.monitor:
-        return None
-    X_mon, y_mon = teacher.sample(config.monitor_n, streams.generator("measure", 1_000), backend)
-    loss = get_loss(config.loss)
-    classification = teacher.task == "classification"
+def _step_measure(
+    teacher: Teacher, init: TwoLayer, streams: RunStreams, backend: Backend
+) -> StepMeasure:
+    """Per-step measurements for a protocol's monitors: the scalars of measurement ``name`` on
+    a student during training, compared with ``init`` (the student at initialisation)."""
 
-    def monitor(student: TwoLayer, step: int) -> dict[str, float]:
-        row: dict[str, float] = {}
-        f = None
-        for name in config.monitor:
-            if name in MONITOR_METRICS:
-                f = student.forward(X_mon) if f is None else f
-                if name == "test_loss":
-                    row[name] = float(loss.value(f, y_mon).mean())
-                elif name == "test_mse":
-                    row[name] = float(((f - y_mon) ** 2).mean())
-                elif classification:
-                    row[name] = float((np.sign(to_numpy(f)) != to_numpy(y_mon)).mean())
-            else:
-                ctx = MeasureContext(
-                    teacher, init, student, batches or {}, streams=streams, backend=backend
-                )
-                for k, v in measure(name, ctx).items():
-                    if np.ndim(v) == 0:
-                        row[k] = float(v)
-        return row
+    def run(name: str, student: TwoLayer, batches: dict[int, tuple[Any, Any]]) -> dict[str, float]:
+        ctx = MeasureContext(teacher, init, student, batches, streams=streams, backend=backend)
+        return {k: float(v) for k, v in measure(name, ctx).items() if np.ndim(v) == 0}
 
-    return monitor
+    return run
 
 
-def _train_stages(
-    config: StagesConfig, teacher: Teacher, student: TwoLayer, streams: RunStreams,
-    backend: Backend,
-) -> TrainResult:
-    """GD stages in order on one training set (stream ("batch", 0)); stage k draws minibatch
-    orders and Langevin noise from ("train_noise", 2k) and ("train_noise", 2k + 1). Monitored
-    measurements compare with the student at initialisation (before stage 0)."""
-    data = teacher.sample(config.n, streams.generator("batch", 0), backend)
-    current, rows, offset = student, [], 0
-    for k, stage in enumerate(config.stages):
-        res = gradient_descent(
-            current,
-            teacher,
-            streams,
-            stage.build(),
-            n=config.n,
-            loss=get_loss(stage.loss),
-            backend=backend,
-            monitor=_monitor(stage, teacher, streams, backend, student, {0: data}),
-            data=data,
-            noise_streams=(2 * k, 2 * k + 1),
-        )
-        for row in res.trajectory:
-            rows.append({**row, "step": row["step"] + offset, "stage": float(k)})
-        offset += stage.steps
-        current = res.student
-    return TrainResult(current, rows, {0: data}, {"stages": len(config.stages), "steps": offset})
+def needed_checkpoints(config: RunConfig) -> frozenset[int]:
+    """The steps k whose student W_k the run's measurements read (each measurement's
+    :attr:`~twolayer.measure.Measurement.checkpoints`), collected before training."""
+    wanted: set[int] = set()
+    for item in config.measure:
+        wanted |= MEASUREMENTS.get(item.name).needed_checkpoints(config, item.options)
+    return frozenset(wanted)
 
 
 def train_student(
     config: RunConfig, teacher: Teacher, student: TwoLayer, streams: RunStreams, backend: Backend
 ) -> TrainResult:
-    """Run the configured protocol from ``student``."""
-    t = config.train
-    if isinstance(t, GiantStepsConfig):
-        return giant_steps(
-            student,
-            teacher,
-            streams,
-            [s.build() for s in t.steps],
-            n=t.n,
-            loss=get_loss(t.loss),
-            backend=backend,
-        )
-    if isinstance(t, StagesConfig):
-        return _train_stages(t, teacher, student, streams, backend)
-    if isinstance(t, SpikedConfig):
-        return spiked_features(student, teacher, streams, t.build(), backend=backend)
-    if isinstance(t, GDConfig):
-        # the training set is drawn here (the same stream gradient_descent would use) so that
-        # monitored measurements such as the generalisation gap see it
-        data = None if t.online else teacher.sample(t.n, streams.generator("batch", 0), backend)
-        batches = {0: data} if data is not None else None
-        return gradient_descent(
-            student,
-            teacher,
-            streams,
-            t.build(),
-            n=t.n,
-            loss=get_loss(t.loss),
-            backend=backend,
-            monitor=_monitor(t, teacher, streams, backend, student, batches),
-            data=data,
-        )
-    return TrainResult(student)
+    """Run the configured protocol (the registered one ``config.train`` selects) from
+    ``student``, keeping the checkpoints the run's measurements ask for."""
+    step_measure = (
+        _step_measure(teacher, student, streams, backend) if isinstance(streams, RunStreams)
+        else None
+    )
+    ctx = TrainContext(
+        teacher, student, streams, backend, needed_checkpoints(config), step_measure
+    )
+    return run_protocol(config.train, ctx)
 
 
 def _grid_scalars(
@@ -867,7 +787,8 @@ def record_run(
 
     timer = time.perf_counter()
     ctx = MeasureContext(
-        teacher, student0, student, trained.batches, streams, backend, evaluation.readout, config
+        teacher, student0, student, trained.batches, streams, backend, evaluation.readout, config,
+        trained,
     )
     for item in config.measure:
         for k, v in measure(item.name, ctx, **item.options).items():
@@ -899,7 +820,10 @@ def run_once(config: RunConfig, seed: int, *, cache: StageCache | None = None) -
         return teacher, student0, train_student(config, teacher, student0, streams, backend)
 
     key = training_key(config, int(seed))
-    teacher, student0, trained_result = cache.get_or_compute(("train", key), trained)
+    # the checkpoints kept are part of what is cached (runs of one student may measure others)
+    teacher, student0, trained_result = cache.get_or_compute(
+        ("train", key, needed_checkpoints(config)), trained
+    )
     result.timings["train"] = time.perf_counter() - timer
     evaluation = evaluate_student(
         config, teacher, streams, backend, student0, trained_result, cache=cache, key=key

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -25,10 +25,14 @@ from twolayer.activations import Activation
 from twolayer.backend import DEFAULT_BACKEND, Backend, matvec, mT, namespace_of, to_numpy
 from twolayer.losses import Loss
 
+#: The allowed values, each written once as a Literal (the configuration's type); the runtime
+#: tuples derive from them.
 Scaling = Literal["standard", "mean_field"]
-SCALINGS = ("standard", "mean_field")
-W_INITS = ("gaussian", "sphere")
-A_INITS = ("gaussian", "pm1", "balanced", "constant")
+SCALINGS: tuple[str, ...] = get_args(Scaling)
+WInit = Literal["gaussian", "sphere"]
+W_INITS: tuple[str, ...] = get_args(WInit)
+AInit = Literal["gaussian", "pm1", "balanced", "constant"]
+A_INITS: tuple[str, ...] = get_args(AInit)
 
 
 def output_scale(N: int, scaling: str) -> float:

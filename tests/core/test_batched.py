@@ -219,9 +219,9 @@ def test_stacked_giant_steps_report_a_diverged_member_and_train_the_others():
     steps = [GiantStep(StepSize(1.0)), GiantStep(StepSize(1.0))]
     loss = get_loss("square")
     out = giant_steps(TwoLayer.stack([good, bad]), teacher, streams, steps, n=20, loss=loss)
-    assert list(out.info["diverged"]) == [1]
-    assert isinstance(out.info["diverged"][1], DivergenceError)
-    assert out.info["diverged"][1].step == 0
+    assert list(out.diverged) == [1]
+    assert isinstance(out.diverged[1], DivergenceError)
+    assert out.diverged[1].step == 0
     alone = giant_steps(good, teacher[0], RunStreams(0), steps, n=20, loss=loss)
     np.testing.assert_allclose(out.student.W[0], alone.student.W, rtol=1e-13, atol=1e-15)
     with pytest.raises(DivergenceError):
@@ -238,7 +238,7 @@ def test_run_batch_keeps_the_other_seeds_when_one_diverges(monkeypatch):
         W = out.student.W.copy()
         W[1] = math.nan
         out.student = out.student.replace(W=W)
-        out.info["diverged"] = {1: DivergenceError(0)}
+        out.diverged = {1: DivergenceError(0)}
         return out
 
     monkeypatch.setattr(batched, "train_student", train_with_a_divergence)

@@ -139,7 +139,7 @@ def test_reused_batch_is_the_same_batch():
     res = giant_steps(student, teacher, streams, steps, n=25, loss=get_loss("square"))
     assert res.batches[1][0] is res.batches[0][0]
     assert not np.array_equal(res.batches[2][0], res.batches[0][0])
-    assert res.info["fresh_batches"] == 2
+    assert res.info.fresh_batches == 2
     with pytest.raises(ValueError, match="earlier step"):
         giant_steps(student, teacher, streams, [GiantStep(StepSize(1.0), batch=0)], n=5,
                     loss=get_loss("square"))

@@ -39,8 +39,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from twolayer.config import RunConfig
+from twolayer.config import ProtocolConfig, RunConfig
 from twolayer.experiment.errors import Problem, SpecError
+from twolayer.registry import PROTOCOLS
 
 RUN_SECTIONS = (
     "teacher", "student", "train", "readout", "evaluate", "measure", "backend", "draws", "labels"
@@ -346,10 +347,8 @@ class RunSpec:
         """The training sections without the seed (and ``draws``, which says which seed each
         stage draws from): runs with equal keys can run batched over seeds and share the
         stacked trained students."""
-        from twolayer.pipeline import TRAINING_SECTIONS
-
-        data = self.config.model_dump(mode="json")
-        return json.dumps([data[s] for s in (*TRAINING_SECTIONS, "draws")], sort_keys=True)
+        sections = [*self.config.training_sections(), self.config.draws.model_dump(mode="json")]
+        return json.dumps(sections, sort_keys=True)
 
 
 def canonical_json(config: RunConfig) -> str:
@@ -691,15 +690,18 @@ def _is_model(tp: Any) -> bool:
 
 
 def _pick_model(options: list[Any], data: Any) -> type[BaseModel] | None:
-    """Among union members, the model that ``data`` selects (by its ``protocol`` tag)."""
+    """Among union members, the model that ``data`` selects: a protocol section's is the
+    registered protocol its ``protocol`` tag names (twolayer.registry.PROTOCOLS), None when
+    the tag names none."""
     models = [t for t in options if _is_model(t)]
-    if len(models) <= 1:
-        return models[0] if models else None
-    tag = data.get("protocol") if isinstance(data, dict) else None
-    for m in models:
-        field_ = m.model_fields.get("protocol")
-        if field_ is not None and field_.default == tag:
-            return m
+    if len(models) == 1 and models[0] is not ProtocolConfig:  # e.g. a stage: always a gd section
+        return models[0]
+    if any(issubclass(m, ProtocolConfig) for m in models):
+        tag = data.get("protocol") if isinstance(data, dict) else None
+        if not isinstance(tag, str) or tag not in PROTOCOLS:
+            return None
+        config: type[BaseModel] = PROTOCOLS.get(tag).config
+        return config
     return None
 
 
@@ -955,22 +957,14 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
     return tuple(out)
 
 
-def _union_tags() -> frozenset[str]:
-    """The ``protocol`` tags of the train union (pydantic puts them in error locations)."""
-    tags = set()
-    for tp in _unwrap(RunConfig.model_fields["train"].annotation):
-        field_ = getattr(tp, "model_fields", {}).get("protocol")
-        if field_ is not None and isinstance(field_.default, str):
-            tags.add(field_.default)
-    return frozenset(tags)
-
-
-_TAGS = _union_tags() | {"str", "int", "float", "list", "dict", "bool"}
+#: Tags pydantic puts in error locations besides the protocols' (the types of a union).
+_TYPE_TAGS = frozenset({"str", "int", "float", "list", "dict", "bool"})
 
 
 def _looks_like_tag(part: str) -> bool:
     return (
-        part in _TAGS
+        part in _TYPE_TAGS
+        or part in PROTOCOLS  # the train union's tags: the registered protocols (plugins too)
         or "[" in part
         or part.startswith(("function-", "constrained-", "lax-", "json-or-python"))
     )
@@ -1026,7 +1020,8 @@ def _translate(
             message = f"required key is missing{what}"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             disc = str(ctx.get("discriminator", "'protocol'")).strip("'")
-            expected = str(ctx.get("expected_tags", "'giant_steps', 'gd', 'none'"))
+            registered = ", ".join(repr(name) for name in PROTOCOLS.names())
+            expected = str(ctx.get("expected_tags", registered))
             path = (*path, disc)
             tag = ctx.get("tag")
             if tag is None:

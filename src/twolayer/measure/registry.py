@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams
+from twolayer.registry import MEASUREMENTS as _MEASUREMENTS
 from twolayer.registry import Registry
 from twolayer.student import TwoLayer
 from twolayer.teachers import Teacher
@@ -36,11 +37,16 @@ class MeasureContext:
     streams : RunStreams
         The run's random streams; measurements draw probe sets from ("measure", k).
     backend : Backend
-    readout : dict or None
-        ``{"lambdas": (L,), "coef": (N, L) second-layer weights, "X": ..., "y": ...}`` when a
-        readout was fitted.
+    readout : twolayer.pipeline.Readout or None
+        The readout's fit when one was fitted: ``lambdas`` (L,), ``coef`` (N, L) second-layer
+        weights, and its batch ``X``, ``y``.
     config : Any
         The run's resolved configuration (pydantic model), for options such as n.
+    trained : twolayer.train.TrainResult or None
+        What the protocol returned: the step sizes it used (``etas``), the students after the
+        steps a measurement asked for (``checkpoints``, see :attr:`Measurement.checkpoints`)
+        and its own draws (``info``, e.g. the sRF spike direction). Measurements read these
+        instead of re-running training or re-drawing its streams.
     """
 
     teacher: Teacher
@@ -49,8 +55,9 @@ class MeasureContext:
     batches: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     streams: RunStreams = field(default_factory=lambda: RunStreams(0))
     backend: Backend = DEFAULT_BACKEND
-    readout: dict[str, Any] | None = None
+    readout: Any = None
     config: Any = None
+    trained: Any = None
 
     def probe(self, n: int, k: int = 0) -> tuple[Any, Any]:
         """A fresh probe sample of size n from stream ("measure", k) (deterministic)."""
@@ -58,6 +65,9 @@ class MeasureContext:
 
 
 MeasureFn = Callable[..., dict[str, float | np.ndarray]]
+#: ``checkpoints(config, options)``: the steps k after which the protocol must keep the student
+#: (W_k) for this measurement (:attr:`TrainResult.checkpoints <twolayer.train.TrainResult>`).
+CheckpointsFn = Callable[[Any, dict[str, Any]], "set[int]"]
 #: ``check(config, options)``: raise ValueError when ``options`` (every option of the
 #: measurement, defaults filled in) cannot work, or cannot work with the run's ``config`` (a
 #: :class:`twolayer.config.RunConfig`, or None for a context built by hand).
@@ -71,7 +81,9 @@ class Measurement:
 
     ``check`` holds what can be decided before the run: it runs when a spec is validated (so a
     sweep with a wrong option or a run it cannot measure fails at once, with the spec's line)
-    and again before every evaluation.
+    and again before every evaluation. ``checkpoints`` says which intermediate students the
+    measurement reads (``ctx.trained.checkpoints[k]``); the pipeline collects them from every
+    measurement of a run before training, so the protocol keeps exactly those.
     """
 
     name: str
@@ -79,6 +91,13 @@ class Measurement:
     per_step: bool = False
     description: str = ""
     check: CheckFn | None = None
+    checkpoints: CheckpointsFn | None = None
+
+    def needed_checkpoints(self, config: Any, options: dict[str, Any]) -> set[int]:
+        """The steps k whose student W_k this measurement reads, for ``config``/``options``."""
+        if self.checkpoints is None:
+            return set()
+        return set(self.checkpoints(config, self.options_with_defaults(options)))
 
     def options_with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
         """``options`` with the defaults of the options not given (unknown ones raise)."""
@@ -95,18 +114,24 @@ class Measurement:
             self.check(config, self.options_with_defaults(options))
 
 
-MEASUREMENTS: Registry[Measurement] = Registry("measurement")
+#: The registry (created in :mod:`twolayer.registry`, so that the configuration layer can look
+#: measurements up without importing this package).
+MEASUREMENTS: Registry[Measurement] = _MEASUREMENTS
 
 
 def register_measurement(
-    name: str, *, per_step: bool = False, check: CheckFn | None = None
+    name: str, *, per_step: bool = False, check: CheckFn | None = None,
+    checkpoints: CheckpointsFn | None = None,
 ) -> Callable[[MeasureFn], MeasureFn]:
     """Decorator: ``@register_measurement("spectrum")`` on ``fn(ctx, **options) -> dict``;
-    ``check`` is the measurement's :attr:`Measurement.check`."""
+    ``check`` and ``checkpoints`` are the measurement's :attr:`Measurement.check` and
+    :attr:`Measurement.checkpoints`."""
 
     def decorator(fn: MeasureFn) -> MeasureFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        MEASUREMENTS.add(name, Measurement(name, fn, per_step, doc[0] if doc else "", check))
+        MEASUREMENTS.add(
+            name, Measurement(name, fn, per_step, doc[0] if doc else "", check, checkpoints)
+        )
         return fn
 
     return decorator

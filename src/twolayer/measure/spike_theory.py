@@ -55,12 +55,15 @@ def spike_theory(ctx: MeasureContext) -> dict[str, Any]:
         below threshold), ``dW_top_overlap`` (direction overlap), ``W_top_overlap`` (BBP right
         overlap x direction overlap).
     """
-    config = ctx.config
-    train = config.train
     W0 = as_float64(ctx.student_init.W)
     N, d = W0.shape
-    n = int(train.steps[0].n or train.n)  # the step's own batch size, if it has one
-    eta = train.steps[0].build().eta.value(n=n, N=N, d=d)
+    n = int(ctx.batches[0][0].shape[-2])  # the batch the step used (its own n, or train.n)
+    if ctx.trained is None:
+        raise ValueError(
+            "spike_theory: needs the run's training result (the step size it used); run it "
+            "through the pipeline (run_once), which passes it to the measurements"
+        )
+    eta = float(ctx.trained.etas[0])  # the step size the protocol used
     student = ctx.student_init
     r = math.sqrt(float(np.mean(np.sum(W0**2, axis=1))))
     mu1 = float(constants_at_scales(student.activation, np.array([r]))[1][0])

@@ -185,18 +185,23 @@ def _check_giant_step(config: Any) -> None:
         )
 
 
+def _trained(ctx: MeasureContext, what: str) -> Any:
+    """The protocol's result, which holds ``what``; a clear error for a context without it."""
+    if ctx.trained is None:
+        raise ValueError(
+            f"spiked_rf_theory: needs the run's training result ({what}); run it through the "
+            "pipeline (run_once), which passes it to the measurements"
+        )
+    return ctx.trained
+
+
 def step_scaling(ctx: MeasureContext) -> tuple[float, float]:
     """(eta_tilde, alpha_0) of a ``giant_steps`` run in scope: alpha_0 = n_0 / d with n_0 the
-    size of the batch the step used (as the protocol recorded it in ``ctx.batches``; the step's
-    ``n`` or ``train.n`` otherwise), eta_tilde = eta / p with eta the protocol's own
-    ``StepSize.value`` at that n_0."""
-    train = ctx.config.train
+    size of the batch the step used (``ctx.batches[0]``), eta_tilde = eta / p with eta the
+    step size the protocol used (``ctx.trained.etas[0]``)."""
     N, d = ctx.student_init.N, ctx.student_init.d
-    if 0 in ctx.batches:
-        n0 = int(ctx.batches[0][0].shape[-2])
-    else:
-        n0 = int(train.steps[0].n or train.n)
-    eta = train.steps[0].build().eta.value(n=n0, N=N, d=d)
+    eta = _trained(ctx, "the step size it used").etas[0]
+    n0 = int(ctx.batches[0][0].shape[-2])
     return eta / N, n0 / d
 
 
@@ -224,12 +229,14 @@ def spiked_rf_theory(
 ) -> dict[str, Any]:
     """Cui et al. (2024) prediction of the readout's test MSE for this run's W_0 and target.
 
-    Needs: ``train.protocol`` ``spiked`` (the run's r, c_W, gamma; v drawn again from the stream
-    "spike", i.e. the protocol's v), ``giant_steps`` with one step in Cui et al.'s scaling
-    (:func:`_check_giant_step`; (r, c_W, gamma) derived from the run's eta_tilde = eta / p and
-    alpha_0 = n_0 / d exactly as the ``spiked`` protocol derives them, v drawn from the stream
-    "spike": the prediction is that of the run's sRF model, the ``spiked`` run with the same
-    seed, eta_tilde and alpha0) or ``none`` (r = 0, c_W = 1); a readout (n, lambdas, penalty: a
+    Needs: ``train.protocol`` ``spiked`` (the run's r, c_W, gamma and its spike direction v, as
+    the protocol recorded them in ``ctx.trained.info``), ``giant_steps`` with one step in Cui
+    et al.'s scaling (:func:`_check_giant_step`; (r, c_W, gamma) derived from the run's
+    eta_tilde = eta / p, eta the step size the protocol used, and alpha_0 = n_0 / d exactly as
+    the ``spiked`` protocol derives them; v is this measurement's draw of the model's spike
+    from the stream "spike", the one the ``spiked`` protocol would draw: the prediction is that
+    of the run's sRF model, the ``spiked`` run with the same seed, eta_tilde and alpha0) or
+    ``none`` (r = 0, c_W = 1); a readout (n, lambdas, penalty: a
     mean penalty lam is the sum penalty n lam); W_0 with unit rows (``student.w_init: sphere``,
     ``w_scale: 1``) and the standard scaling; a single-index teacher without label noise on
     isotropic inputs.
@@ -260,8 +267,11 @@ def spiked_rf_theory(
     beta = teacher_directions(ctx, "spiked_rf_theory")
     W0 = as_float64(ctx.student_init.W)
     step: dict[str, float] = {}
+    d = W0.shape[1]
+    v = None
     if train.protocol == "spiked":
-        params = train.build().resolve(ctx.student_init, teacher)
+        info = _trained(ctx, "the spike it drew").info
+        params, v = info.params, np.asarray(info.direction, dtype=float)
     elif train.protocol == "giant_steps":
         eta_tilde, alpha0 = step_scaling(ctx)
         step = {"eta_tilde": eta_tilde, "alpha0": alpha0}
@@ -269,8 +279,8 @@ def spiked_rf_theory(
                                                                            teacher)
     else:
         params = SpikedRFParameters(0.0, 1.0, 0.0)
-    d = W0.shape[1]
-    v = spike_direction(beta[0], params.gamma, d, ctx.streams.generator(SPIKE_STREAM))
+    if v is None:  # the model's own spike (no protocol drew one)
+        v = spike_direction(beta[0], params.gamma, d, ctx.streams.generator(SPIKE_STREAM))
     n = int(readout.n or config.train_n)
     lams = np.asarray(readout.lambdas, dtype=float)
     lams_sum = lams * n if readout.penalty == "mean" else lams

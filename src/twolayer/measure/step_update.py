@@ -1,11 +1,11 @@
 """What the last giant steps added: singular values of W_K - W_k and their overlaps with the target.
 
 The two-step analysis at linear width asks which directions the *second* step learns. Its update
-W_2 - W_1 is not W - W_0 (which also holds the first step's spike), and W_1 is not kept by the
-protocol (at large sizes it is one more N x d matrix per step). This measurement rebuilds W_k by
-replaying the first k steps with :func:`twolayer.train.giant_steps` on the run's own W_0 and
-random streams — the code and the batches of the protocol, so W_k is the protocol's own — and
-takes the top singular triplets of W_K - W_k.
+W_2 - W_1 is not W - W_0 (which also holds the first step's spike). The protocol keeps W_k only
+when a measurement asks for it (at large sizes it is one more N x d matrix per step): this one
+asks for the W_k of its ``from_step`` (:attr:`twolayer.measure.Measurement.checkpoints`), reads
+it from the run's :class:`~twolayer.train.TrainResult` and takes the top singular triplets of
+W_K - W_k.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from twolayer.losses import get_loss
 from twolayer.measure._common import teacher_directions
 from twolayer.measure._linalg import as_float64, check_method, top_singular_triplets
 from twolayer.measure.registry import MeasureContext, at_least, register_measurement
-from twolayer.train.steps import giant_steps
 
 
 def _giant_steps_section(config: Any) -> Any:
@@ -29,21 +27,38 @@ def _giant_steps_section(config: Any) -> Any:
     return train
 
 
+def _from_step(config: Any, from_step: int | None) -> int:
+    """k: the given ``from_step``, or K - 1 (the last step alone)."""
+    return len(_giant_steps_section(config).steps) - 1 if from_step is None else int(from_step)
+
+
+def _checkpoints(config: Any, o: dict[str, Any]) -> set[int]:
+    """The one student this measurement reads besides the trained one: W_k, k = from_step."""
+    return {_from_step(config, o["from_step"])}
+
+
 def replay_giant_steps(ctx: MeasureContext, k: int) -> Any:
-    """The student after the first ``k`` steps of the run's ``giant_steps`` protocol.
+    """The student after the first ``k`` steps of the run's ``giant_steps`` protocol, as the
+    protocol kept it (``ctx.trained.checkpoints[k]``; nothing is trained again).
 
     Parameters
     ----------
     ctx : MeasureContext
-        Needs ``config`` (the run's resolved configuration) with ``train.protocol`` giant_steps.
+        Needs ``config`` (the run's resolved configuration) with ``train.protocol`` giant_steps
+        and ``trained``, the protocol's result with checkpoint k.
     k : int
-        Number of steps to replay, 0 <= k <= len(train.steps) (0 gives the initial student).
+        0 <= k <= len(train.steps) (0 is the initial student).
 
     Returns
     -------
     TwoLayer
-        Bit-identical to the protocol's student after step k: the same function draws the
-        same batches from the same streams (fresh batch j from stream ("batch", j)).
+        The protocol's own student after step k (W_k).
+
+    Raises
+    ------
+    ValueError
+        If k is out of range, or the run kept no W_k (a context built without the pipeline,
+        whose training was not asked for it).
     """
     train = _giant_steps_section(ctx.config)
     n_steps = len(train.steps)
@@ -51,16 +66,13 @@ def replay_giant_steps(ctx: MeasureContext, k: int) -> Any:
         raise ValueError(f"step_update: from_step must be in 0..{n_steps}, got {k}")
     if k == 0:
         return ctx.student_init
-    result = giant_steps(
-        ctx.student_init,
-        ctx.teacher,
-        ctx.streams,
-        [s.build() for s in train.steps[:k]],
-        n=train.n,
-        loss=get_loss(train.loss),
-        backend=ctx.backend,
-    )
-    return result.student
+    kept = getattr(ctx.trained, "checkpoints", {})
+    if k not in kept:
+        raise ValueError(
+            f"step_update: the run kept no W_{k} (the pipeline keeps the checkpoints its "
+            f"measurements ask for; this context's training result has {sorted(kept)})"
+        )
+    return kept[k]
 
 
 def _check(config: Any, o: dict[str, Any]) -> None:
@@ -74,7 +86,7 @@ def _check(config: Any, o: dict[str, Any]) -> None:
         raise ValueError(f"step_update: from_step = {k} leaves no step to measure (K = {k})")
 
 
-@register_measurement("step_update", check=_check)
+@register_measurement("step_update", check=_check, checkpoints=_checkpoints)
 def step_update(
     ctx: MeasureContext, from_step: int | None = None, top_k: int = 3, method: str = "auto"
 ) -> dict[str, Any]:
@@ -83,7 +95,8 @@ def step_update(
     For a run of K giant steps, M = W_K - W_k (shape (N, d)) is what steps k+1..K added
     (``from_step`` = k; default K - 1: the last step alone). s_1 >= s_2 >= ... are its singular
     values, v_j its right singular vectors (unit vectors of R^d) and B the teacher directions
-    (orthonormal rows, (r, d)). Costs k more gradient steps (the replay) and a top-k SVD.
+    (orthonormal rows, (r, d)). Costs one more N x d matrix kept by the protocol (W_k) and a
+    top-k SVD.
 
     Parameters
     ----------
@@ -106,8 +119,7 @@ def step_update(
         spectrum; ``norm_frobenius`` scalar ||M||_F.
     """
     k_top = int(top_k)
-    n_steps = len(ctx.config.train.steps)
-    k = n_steps - 1 if from_step is None else int(from_step)
+    k = _from_step(ctx.config, from_step)
     before = replay_giant_steps(ctx, k)
     M = as_float64(ctx.student.W) - as_float64(before.W)
     B = teacher_directions(ctx, "step_update")

@@ -18,8 +18,8 @@ import numpy as np
 
 from twolayer.activations import Activation
 from twolayer.backend import matvec, mT, namespace_of, to_numpy
+from twolayer.losses import PENALTIES
 
-PENALTIES = ("mean", "sum")
 #: Eigenvalues below this fraction of the largest count as zero in the min-norm (lambda = 0) limit.
 PINV_RTOL = 1e-12
 

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
-SIZES = ("n", "N", "d", "1")
+from pydantic import Field, model_validator
+
+from twolayer.config import ConfigModel
+
+#: The sizes a step size scales with (written once; the tuple derives from the Literal).
+Size = Literal["n", "N", "d", "1"]
+SIZES: tuple[str, ...] = get_args(Size)
 
 
 class DivergenceError(FloatingPointError):
@@ -34,3 +41,21 @@ class StepSize:
     def value(self, *, n: int, N: int, d: int) -> float:
         base = {"n": n, "N": N, "d": d, "1": 1}[self.S]
         return float(self.c) * float(base) ** float(self.alpha)
+
+
+class StepSizeConfig(ConfigModel):
+    """eta = c * S^alpha (S one of n, N, d, 1). A plain number means eta = c."""
+
+    c: float = Field(1.0, description="constant")
+    alpha: float = Field(0.0, ge=-1.0, le=1.0, description="exponent, in [-1, 1]")
+    S: Size = Field("1", description="the size the step scales with")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"c": value}
+        return value
+
+    def build(self) -> StepSize:
+        return StepSize(self.c, self.alpha, self.S)

@@ -30,16 +30,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
 from twolayer.activations import Activation
 from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams
+from twolayer.config import ProtocolConfig
 from twolayer.student import TwoLayer
 from twolayer.teachers import Teacher
 from twolayer.theory.spiked_rf import SpikedRFParameters, spiked_rf_parameters_for
-from twolayer.train.steps import TrainResult
+from twolayer.train.protocol import TrainContext, register_protocol
+from twolayer.train.result import SpikedInfo, TrainResult
 
 #: The named random stream of a run from which the spike's orthogonal part u is drawn.
 SPIKE_STREAM = "spike"
@@ -132,8 +135,9 @@ def spiked_features(
     Returns
     -------
     TrainResult
-        The student with the new W (a unchanged), no batches, and one trajectory row with r,
-        c_w, gamma and the realised overlap <v, beta> (stored as ``train.final_*``).
+        The student with the new W (a unchanged), no batches, one trajectory row with r,
+        c_w, gamma and the realised overlap <v, beta> (stored as ``train.final_*``), and a
+        :class:`~twolayer.train.result.SpikedInfo` holding the parameters and v.
     """
     params = options.resolve(student, teacher)
     directions = teacher.directions
@@ -153,4 +157,62 @@ def spiked_features(
         "gamma": params.gamma,
         "overlap": overlap,
     }
-    return TrainResult(student.replace(W=W), [row], {}, {"spike": params})
+    return TrainResult(student.replace(W=W), [row], info=SpikedInfo(params, v))
+
+
+class SpikedConfig(ProtocolConfig):
+    """Spiked random features (Cui et al. 2024): W = c_w W_0 + r 1 v^T with ||v|| = 1 and
+    <v, beta> = gamma, the model of the first layer after one giant step; no training data.
+
+    Give (r, c_w, gamma), or (eta_tilde, alpha0) to derive them from the step the model stands
+    for (W_1 = W_0 + eta_tilde N G^T on n_0 = alpha0 d samples, Cui et al.'s scaling; needs a
+    single-index teacher). W_0 is the student's init (unit rows: ``w_init: sphere``); the part
+    of v orthogonal to beta is drawn from the run's stream "spike". See twolayer.train.spiked.
+    """
+
+    protocol: Literal["spiked"] = Field("spiked", description="selects this protocol")
+    r: float | None = Field(None, description="spike strength (with c_w and gamma)")
+    c_w: PositiveFloat | None = Field(None, description="bulk scale of W_0 (with r and gamma)")
+    gamma: float | None = Field(
+        None, ge=-1.0, le=1.0, description="overlap <v, beta> of the spike with the target"
+    )
+    eta_tilde: NonNegativeFloat | None = Field(
+        None, description="derive r, c_w, gamma from this step size (with alpha0)"
+    )
+    alpha0: PositiveFloat | None = Field(
+        None, description="n_0 / d of the step's batch (with eta_tilde)"
+    )
+
+    @model_validator(mode="after")
+    def _check_form(self) -> SpikedConfig:
+        direct = {"r": self.r, "c_w": self.c_w, "gamma": self.gamma}
+        derived = {"eta_tilde": self.eta_tilde, "alpha0": self.alpha0}
+        given_direct = [k for k, v in direct.items() if v is not None]
+        given_derived = [k for k, v in derived.items() if v is not None]
+        if given_direct and given_derived:
+            raise ValueError(
+                f"give either r, c_w, gamma or eta_tilde, alpha0, not both (got "
+                f"{', '.join(given_direct + given_derived)})"
+            )
+        if not given_direct and not given_derived:
+            raise ValueError("give r, c_w and gamma, or eta_tilde and alpha0")
+        if given_direct and len(given_direct) < 3:
+            missing = [k for k in direct if k not in given_direct]
+            raise ValueError(f"with {', '.join(given_direct)} also give {', '.join(missing)}")
+        if given_derived and len(given_derived) < 2:
+            missing = [k for k in derived if k not in given_derived]
+            raise ValueError(f"with {given_derived[0]} also give {missing[0]}")
+        self.build()  # validates the values (finite r)
+        return self
+
+    def build(self) -> SpikedOptions:
+        if self.r is not None and self.c_w is not None and self.gamma is not None:
+            return SpikedOptions(SpikedRFParameters(self.r, self.c_w, self.gamma))
+        return SpikedOptions(eta_tilde=self.eta_tilde, alpha0=self.alpha0)
+
+
+@register_protocol("spiked", SpikedConfig)
+def run_spiked(config: SpikedConfig, ctx: TrainContext) -> TrainResult:
+    """Spiked random features: W = c_W W_0 + r 1 v^T (:func:`spiked_features`)."""
+    return spiked_features(ctx.student, ctx.teacher, ctx.streams, config.build(),
+                           backend=ctx.backend)

@@ -1,26 +1,45 @@
-"""A few giant gradient steps with fresh or reused batches (Ba et al. 2022; Moniri et al. 2023;
-the two-step analysis at linear width).
+"""The ``giant_steps`` protocol: a few giant gradient steps with fresh or reused batches (Ba et
+al. 2022; Moniri et al. 2023; the two-step analysis at linear width). Its config section
+(:class:`GiantStepsConfig`), its run function and its algorithm (:func:`giant_steps`).
 
 :func:`giant_steps` also trains a stack of students (batched seeds: W of shape (S, N, d), a
 :class:`~twolayer.teachers.TeacherStack` and a :class:`~twolayer.backend.StreamStack`) with
 the same code; then the trajectory's loss and update norm are arrays of S values, and a member
-that diverges is reported in ``info["diverged"]`` instead of raising, so that the others go on.
+that diverges is reported in ``TrainResult.diverged`` instead of raising, so that the others
+go on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from twolayer.backend import DEFAULT_BACKEND, Backend, RunStreams, StreamStack, to_numpy
-from twolayer.losses import Loss
+from twolayer.config import ConfigModel, ProtocolConfig, check_loss
+from twolayer.losses import Loss, get_loss
 from twolayer.student import TwoLayer
 from twolayer.teachers import Teacher
-from twolayer.train.schedule import DivergenceError, StepSize
+from twolayer.train.protocol import TrainContext, register_protocol
+from twolayer.train.result import GiantStepsInfo, TrainResult
+from twolayer.train.schedule import DivergenceError, StepSize, StepSizeConfig
 
-LAYERS = ("W", "a", "both")
+__all__ = [
+    "LAYERS",
+    "GiantStep",
+    "GiantStepConfig",
+    "GiantStepsConfig",
+    "Layer",
+    "TrainResult",
+    "giant_steps",
+]
+
+#: The layer(s) a step trains (written once; the tuple derives from the Literal).
+Layer = Literal["W", "a", "both"]
+LAYERS: tuple[str, ...] = get_args(Layer)
 
 
 @dataclass(frozen=True)
@@ -44,19 +63,45 @@ class GiantStep:
     n: int | None = None
 
 
-@dataclass
-class TrainResult:
-    """What a protocol returns: the trained student and what happened on the way.
 
-    For a stack of students, ``batches`` hold stacked arrays ((S, n, d), (S, n)), trajectory
-    values are arrays of S values (or plain numbers shared by all members, such as the step
-    size) and ``info["diverged"]`` maps a member's index to its DivergenceError.
-    """
+class GiantStepConfig(ConfigModel):
+    """One full-batch step on a fresh or an earlier (reused) batch."""
 
-    student: TwoLayer
-    trajectory: list[dict[str, float]] = field(default_factory=list)
-    batches: dict[int, tuple[Any, Any]] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
+    eta: StepSizeConfig = Field(
+        default_factory=StepSizeConfig, description="step size eta = c * S^alpha"
+    )
+    batch: Literal["fresh"] | NonNegativeInt = Field(
+        "fresh", description="'fresh', or the index of an earlier step whose batch is reused"
+    )
+    layer: Layer = Field("W", description="the layer(s) the step updates")
+    n: PositiveInt | None = Field(None, description="batch size of a fresh batch (default train.n)")
+
+    def build(self) -> GiantStep:
+        return GiantStep(self.eta.build(), self.batch, self.layer, self.n)
+
+
+class GiantStepsConfig(ProtocolConfig):
+    """A list of giant gradient steps (Ba et al. 2022; Moniri et al. 2023; two-step analysis)."""
+
+    protocol: Literal["giant_steps"] = Field("giant_steps", description="selects this protocol")
+    n: PositiveInt = Field(description="size of each fresh training batch")
+    loss: str = Field("square", description="square, logistic, hinge or absolute")
+    steps: list[GiantStepConfig] = Field(
+        default_factory=lambda: [GiantStepConfig()],
+        description="the steps, in order (default: one step with eta = 1 on a fresh batch)",
+    )
+
+    _loss = field_validator("loss")(check_loss)
+
+    @model_validator(mode="after")
+    def _check_batches(self) -> GiantStepsConfig:
+        for k, step in enumerate(self.steps):
+            if step.batch != "fresh" and step.batch >= k:
+                raise ValueError(
+                    f"steps[{k}].batch = {step.batch}: a reused batch must come from an earlier "
+                    f"step (0..{k - 1})"
+                )
+        return self
 
 
 def _member_sums(x: Any, stacked: bool) -> float | np.ndarray:
@@ -75,29 +120,37 @@ def giant_steps(
     n: int,
     loss: Loss,
     backend: Backend = DEFAULT_BACKEND,
+    checkpoints: Collection[int] = (),
 ) -> TrainResult:
     """Apply ``steps`` in order; fresh batch j is drawn from stream ("batch", j).
 
     A stack of students (``student.stack_size`` = S) takes a TeacherStack and a StreamStack of
     S members; member i then gets exactly the batches and updates of its own unbatched run.
 
+    checkpoints : collection of int
+        Keep the student after step k (W_k; 0 is the initial student) for each k given, in
+        ``TrainResult.checkpoints``.
+
     Returns
     -------
     TrainResult
         ``batches`` maps each step index to its (X, y); ``trajectory`` has, per step, the
-        batch loss before the step, the step size and the Frobenius norm of the W update.
+        batch loss before the step, the step size and the Frobenius norm of the W update;
+        ``etas`` the step size of each step; ``info`` a :class:`GiantStepsInfo`.
 
     Raises
     ------
     DivergenceError
         When the loss or the parameters become non-finite (one student; a stack reports its
-        diverged members in ``info["diverged"]``).
+        diverged members in ``TrainResult.diverged``).
     """
     stacked = student.stack_size is not None
     batches: dict[int, tuple[Any, Any]] = {}
     fresh = 0
     trajectory = []
+    etas: list[float] = []
     diverged: dict[int, DivergenceError] = {}
+    kept = {k: student for k in checkpoints if k == 0}
 
     def check(k: int, finite: Any, what: str) -> None:
         if not stacked:
@@ -145,7 +198,24 @@ def giant_steps(
                 finite = finite & np.isfinite(_member_sums(v * v, stacked))
             check(k, finite, "parameters")
             trajectory.append({"step": k, "loss": value, "eta": eta, "update_norm_W": update_norm})
-    info: dict[str, Any] = {"fresh_batches": fresh}
-    if stacked:
-        info["diverged"] = diverged
-    return TrainResult(student, trajectory, batches, info)
+            etas.append(eta)
+            if k + 1 in checkpoints:
+                kept[k + 1] = student
+    return TrainResult(
+        student, trajectory, batches, etas, kept, GiantStepsInfo(fresh), diverged
+    )
+
+
+@register_protocol("giant_steps", GiantStepsConfig, batched=True)
+def run_giant_steps(config: GiantStepsConfig, ctx: TrainContext) -> TrainResult:
+    """A few giant gradient steps, fresh or reused batches (:func:`giant_steps`)."""
+    return giant_steps(
+        ctx.student,
+        ctx.teacher,
+        ctx.streams,
+        [s.build() for s in config.steps],
+        n=config.n,
+        loss=get_loss(config.loss),
+        backend=ctx.backend,
+        checkpoints=ctx.checkpoints,
+    )
