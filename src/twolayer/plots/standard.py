@@ -182,6 +182,9 @@ def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem:
                 if colour is None:
                     colour = colours[(column, label)] = f"C{len(colours) % 10}"
                 dash = "--" if target else ("--", ":", "-.")[t % 3]
+                part = _outside_domain(ax, part, x, column, _legend(column, label))
+                if part.empty:
+                    continue
                 stats = plots.mean_and_sem(part, x, column)
                 if ticks is not None:  # categories are not a continuum: a bar per category
                     style = {"ls": "none", "marker": "_", "markersize": 12, "mew": 1.2}
@@ -203,6 +206,20 @@ def _metric_figures(runs: pd.DataFrame, swept: list[str], out: str | Path, stem:
         ax.set_title(title)
         written.append(plots.save(fig, out, f"{stem}_{kind}"))
     return written
+
+
+def _outside_domain(ax: Axes, part: pd.DataFrame, x: str, column: str, label: str
+                    ) -> pd.DataFrame:
+    """Runs whose theory says it is outside its domain (``<measurement>.in_domain`` = 0, e.g.
+    ``ridge_theory`` after a large step: docs/measurements.md) are drawn as grey crosses, not as
+    a prediction; the runs inside it are returned for the line."""
+    flag = f"{column.split('.', 1)[0]}.in_domain"
+    if flag not in part or not (part[flag] == 0.0).any():
+        return part
+    outside = plots.mean_and_sem(part[part[flag] == 0.0], x, column)
+    ax.plot(outside.index, outside["mean"], ls="none", marker="x", color="0.6",
+            label=f"{label} (outside its domain)")
+    return part[part[flag] != 0.0]
 
 
 def _duplicate(runs: pd.DataFrame, column: str) -> bool:
