@@ -286,6 +286,25 @@ def test_verify_flags_a_run_that_no_longer_finishes(tmp_path, tiny, boom):
     assert "stored done, now failed: RuntimeError: boom" in report.problems[1]
 
 
+def test_arrays_are_compared_against_their_largest_entry():
+    from twolayer.experiment.verify import VerifyReport, _note
+
+    report = VerifyReport(Path("x"), 1)
+    tol = TOLERANCES["float64"]
+    # a spectrum whose numerically zero singular value moved by rounding (1e-5 of the scale:
+    # relative to itself, infinitely far): within tolerance as an array ...
+    _note(report, "array:sv", "r", np.array([10.0, 1.0, 0.0]), np.array([10.0, 1.0, 1e-8]), tol)
+    assert report.metrics["array:sv"].exceeded == 0
+    assert report.metrics["array:sv"].max_rel == pytest.approx(1e-9)
+    # ... but the same change of a scalar metric that is 0 exceeds it
+    _note(report, "m", "r", 0.0, 1e-8, tol)
+    assert report.metrics["m"].exceeded == 1
+    # NaN on both sides agrees; NaN on one side, or a missing metric, does not
+    _note(report, "n", "r", float("nan"), float("nan"), tol)
+    _note(report, "k", "r", None, 1.0, tol)
+    assert report.metrics["n"].exceeded == 0 and report.metrics["k"].exceeded == 1
+
+
 def test_sample_is_reproducible_and_tolerances_are_stated():
     ids = [f"r{i}" for i in range(50)]
     assert sample_runs(ids, 5, 3) == sample_runs(ids, 5, 3) != sample_runs(ids, 5, 4)

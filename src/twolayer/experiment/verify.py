@@ -22,7 +22,8 @@ from twolayer.experiment.errors import StoreError
 from twolayer.experiment.store import Store
 
 #: Default tolerances by run dtype: (rtol, atol). A difference exceeds them when
-#: ``|new - stored| > atol + rtol * |stored|``. In float64 the rounding of one environment
+#: ``|new - stored| > atol + rtol * scale`` (scale: ``|stored|`` of a scalar, the largest
+#: ``|stored|`` of an array; :func:`_differences`). In float64 the rounding of one environment
 #: against another (BLAS version, kernels, threads) starts at ~1e-16 and is amplified by the
 #: ill-conditioned solves of a run (ridge at small lambda, many giant steps) to ~1e-12-1e-9 in
 #: the runs we measured (docs/engine.md, "Verify"); 1e-6 leaves room for that, while a change
@@ -40,8 +41,9 @@ class MetricDiff:
     runs : int
         Runs that have the metric (stored or recomputed).
     max_abs, max_rel : float
-        Largest ``|new - stored|`` and ``|new - stored| / |stored|`` (0 for two NaNs; inf when
-        one side is NaN or missing, or relative to a stored 0).
+        Largest ``|new - stored|`` and ``|new - stored| / scale`` (0 for two NaNs; inf when one
+        side is NaN or missing, or relative to a scale of 0). The scale of a scalar is
+        ``|stored|``; that of an array, its largest ``|stored|`` entry.
     worst : str
         The run with the largest excess over its tolerance (or the largest difference).
     exceeded : int
@@ -105,16 +107,30 @@ def sample_runs(run_ids: list[str], k: int, seed: int) -> list[str]:
     return [run_ids[i] for i in sorted(int(i) for i in picked)]
 
 
-def _differences(stored: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Elementwise absolute and relative differences, NaN-aware (two NaNs: 0; one: inf)."""
+def _differences(
+    stored: np.ndarray, new: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Absolute differences, NaN-aware (two NaNs: 0; one: inf), the scale each is measured
+    against, and the relative differences ``diff / scale`` (inf relative to a scale of 0).
+
+    A scalar's scale is its own magnitude. An array's is its largest finite magnitude, for
+    every entry: a spectrum's smallest singular values (those of a low-rank update, say) are
+    rounding noise of size eps times the largest, and relative to themselves they would differ
+    by any amount (measured: 4e-9 against a stored 0 when only the BLAS threads changed).
+    """
     stored, new = np.asarray(stored, dtype=float), np.asarray(new, dtype=float)
     both_nan = np.isnan(stored) & np.isnan(new)
+    finite = np.abs(stored[np.isfinite(stored)])
+    if stored.ndim == 0:
+        scale = np.abs(np.nan_to_num(stored))
+    else:
+        scale = np.full(stored.shape, finite.max() if finite.size else 0.0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         diff = np.abs(new - stored)
         diff = np.where(both_nan, 0.0, np.where(np.isnan(diff), np.inf, diff))
-        rel = np.where(diff == 0, 0.0, diff / np.abs(stored))
+        rel = np.where(diff == 0, 0.0, diff / scale)
     rel = np.where(np.isnan(rel), np.inf, rel)
-    return diff, rel
+    return diff, scale, rel
 
 
 def _note(
@@ -126,8 +142,7 @@ def _note(
         diff = rel = np.array([np.inf])
         stored_abs = np.array([0.0])
     else:
-        diff, rel = _differences(stored, new)
-        stored_abs = np.abs(np.nan_to_num(np.asarray(stored, dtype=float)))
+        diff, stored_abs, rel = _differences(stored, new)
     rtol, atol = tol
     with np.errstate(invalid="ignore", over="ignore"):
         excess = diff - (atol + rtol * stored_abs)
