@@ -96,8 +96,16 @@ class SlurmConfig(_Model):
         3, description="times a job may be requeued after reaching its time limit"
     )
     poll: float = Field(
-        5.0, gt=0, description="seconds between two looks at the jobs' states"
+        5.0, gt=0, le=3600, description="seconds between two looks at the jobs' states"
     )
+
+    @field_validator("additional")
+    @classmethod
+    def _no_false_flags(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, option in value.items():
+            if option is False:  # sbatch has no --flag=false: the option is left out
+                raise ValueError(f"{name}: false is not an sbatch value; leave the option out")
+        return value
 
 
 class ExecutorConfig(_Model):
