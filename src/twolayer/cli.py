@@ -717,7 +717,9 @@ def schema() -> None:
     show_default=True,
     help="Parent folder of the outputs (OUT/NAME or OUT/NAME-quick).",
 )
-@click.option("--executor", type=click.Choice(["serial", "local", "dask", "slurm"]), help="Engine executor.")
+@click.option(
+    "--executor", type=click.Choice(["serial", "local", "dask", "slurm"]), help="Engine executor."
+)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Workers (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
