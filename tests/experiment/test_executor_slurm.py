@@ -305,6 +305,9 @@ def test_a_slurm_section_with_another_kind_is_a_spec_error():
         load_spec(spec)
     with pytest.raises(SpecError, match="chunk"):
         load_spec({"name": "x", **TINY, "executor": {"kind": "slurm", "slurm": {"chunk": 0}}})
+    with pytest.raises(SpecError, match="exclusive: false is not an sbatch value"):
+        load_spec({"name": "x", **TINY,
+                   "executor": {"kind": "slurm", "slurm": {"additional": {"exclusive": False}}}})
 
 
 def _fake_slurm(tmp_path: Path) -> Path:
