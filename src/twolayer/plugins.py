@@ -14,8 +14,8 @@ Two ways to have it imported (docs/extending.md):
 * **Named in a spec**: ``plugins: [my_lab.components]`` at the top level. The spec loader imports
   the modules before it validates the run sections (:func:`load_plugins`); the local, Dask and
   slurm executors send the list with every group of runs (every job) and the worker imports
-  it before running (``twolayer.experiment.record.execute_group``). A module that cannot be imported is a
-  :class:`~twolayer.experiment.errors.SpecError` naming ``plugins[i]``.
+  it before running (``twolayer.experiment.record.execute_group``). A module that cannot be
+  imported is a :class:`~twolayer.experiment.errors.SpecError` naming ``plugins[i]``.
 * **Installed, by entry point**: a package that declares, in its ``pyproject.toml``::
 
       [project.entry-points."twolayer.plugins"]
