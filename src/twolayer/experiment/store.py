@@ -355,6 +355,7 @@ class Store:
         self.path = Path(path)
         self.readonly = (not create) if readonly is None else readonly
         self._token: str | None = None
+        self._provenance_ids: set[str] = set()  # provenance rows this connection has written
         if not check_store_file(self.path):
             if not create:
                 raise StoreError(f"no store at {self.path}")
@@ -534,7 +535,7 @@ class Store:
         provenance = getattr(record, "provenance", None)
         prov_id = provenance_id(provenance) if provenance else None
         with self.transaction() as con:
-            if prov_id is not None:
+            if prov_id is not None and prov_id not in self._provenance_ids:
                 con.execute(
                     "INSERT OR IGNORE INTO provenance (id, data, created) VALUES (?, ?, ?)",
                     (prov_id, json.dumps(provenance, sort_keys=True), _now()),
@@ -583,6 +584,8 @@ class Store:
                 ],
             )
             self._beat(con)
+        if prov_id is not None:  # after the commit: a rolled-back row is not known
+            self._provenance_ids.add(prov_id)
 
     # -- reading ------------------------------------------------------------------------------
 
