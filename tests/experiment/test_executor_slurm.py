@@ -260,6 +260,38 @@ def test_a_preempted_job_keeps_its_finished_runs_and_requeues_the_rest(tmp_path,
     assert by_measure[True].scalars["tl_slurm_sleeper.pid"] == by_measure[True].pid
 
 
+@pytest.mark.slow
+def test_a_rerun_collects_what_the_jobs_of_a_killed_driver_left(tmp_path):
+    """A driver killed after submitting leaves its jobs' result files in the folder: the rerun
+    stores their done runs as they were computed (the job's process) and submits only the
+    rest."""
+    spec = {"name": "orphans", **TINY, "seeds": 2, "sweep": {"readout.n": [16, 32]},
+            "executor": {"kind": "slurm", "jobs": 1,
+                         "slurm": {"cluster": "local", "chunk": 2, "poll": 0.2}}}
+    store = tmp_path / "s.sqlite"
+    runs = load_spec(spec).runs()
+    first = [(r.id, r.config, r.seed) for r in runs if r.seed == 0]
+    dead = executors.make_executor("slurm", slurm=SlurmConfig(cluster="local"), store=store)
+    chunk = _Chunk(first)
+    dead._submit([chunk])  # the driver that submitted this job dies: nobody collects it
+    deadline = time.time() + 120
+    while not chunk.job.done() and time.time() < deadline:
+        time.sleep(0.2)
+    made: list[SlurmExecutor] = []
+
+    def factory(kind: str, **kw: Any) -> Any:
+        made.append(executors.make_executor(kind, **kw))
+        return made[-1]
+
+    result = run_spec(spec, store=store, executor_factory=factory)
+    assert result.counts() == {"done": 4}
+    assert made[0].collected == 2 and made[0].submitted == 1  # the seed-1 runs only
+    by_id = {r.run_id: r for r in result.records}
+    orphan_pids = {by_id[i[0]].pid for i in first}
+    assert len(orphan_pids) == 1 and orphan_pids != {os.getpid()}
+    assert all(by_id[r.id].pid not in orphan_pids for r in runs if r.seed == 1)
+
+
 def test_the_task_runs_only_what_its_checkpoint_did_not_keep(plugin, tmp_path):
     """In process: a task whose Records of the first run were kept at a checkpoint computes the
     second run alone, and returns both; its checkpoint holds it as it is."""

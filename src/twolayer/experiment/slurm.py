@@ -24,9 +24,11 @@ What survives what:
   plain rerun runs them.
 * **A driver that is killed** leaves its runs ``running`` in the store; the jobs it submitted go
   on (a SIGKILLed driver cannot cancel them: ``scancel --name <job_name>``). Running the spec
-  again submits the unfinished runs as new jobs: results of jobs submitted by the dead driver
-  are not collected (they would be the same numbers: the runs are recomputed). A driver that
-  stops normally or by Ctrl-C cancels its jobs still queued or running.
+  again first collects the done and diverged runs that those jobs left in the folder's result
+  files (:meth:`SlurmExecutor._orphans`: a run's id is the hash of its config and seed), then
+  submits the rest as new jobs; jobs of the dead driver still queued or running then compute
+  their runs a second time, and their results are not used. A driver that stops normally or by
+  Ctrl-C cancels its jobs still queued or running.
 """
 
 from __future__ import annotations
@@ -300,7 +302,9 @@ class SlurmExecutor:
         except ValueError as exc:
             raise ExecutorError(f"executor.slurm: {exc}") from None
         self._chunks: list[_Chunk] = []
-        self.resubmits = 0
+        self.resubmits = 0  # chunks submitted again after their job ended without a result
+        self.submitted = 0  # jobs submitted
+        self.collected = 0  # Records found in the folder, left by jobs of an earlier driver
 
     # -- submission ------------------------------------------------------------------------
 
@@ -325,8 +329,13 @@ class SlurmExecutor:
             ) from None
         for chunk, job in zip(chunks, jobs, strict=True):
             chunk.job = job
+        self.submitted += len(jobs)
 
     def run(self, groups: list[Group]) -> Iterator[list[Record]]:
+        orphans = self._orphans({item[0] for group in groups for item in group})
+        if orphans:
+            yield list(orphans.values())
+            groups = [[item for item in group if item[0] not in orphans] for group in groups]
         waiting = [_Chunk(items) for items in pack_chunks([g for g in groups if g],
                                                          self.config.chunk)]
         self._chunks = []
@@ -383,6 +392,29 @@ class SlurmExecutor:
             cause = f"its jobs ended {blameless} times in a row without a result ({how})"
             return out + [_lost(item, cause) for item in rest], None
         return out, _Chunk(rest, blameless=blameless)
+
+    def _orphans(self, wanted: set[str]) -> dict[str, Record]:
+        """Done and diverged Records, among the runs ``wanted``, that jobs of an earlier driver
+        left in the folder without being collected (that driver was killed before its jobs
+        ended). A run's id is the hash of its resolved config and seed, so such a Record is that
+        run's result; its provenance says which versions computed it. Failed runs are computed
+        again. The files are read, not removed: another driver may share the folder."""
+        from submitit.core.utils import pickle_load
+
+        found: dict[str, Record] = {}
+        for path in sorted(self.folder.glob("*_result.pkl")):
+            try:
+                outcome, value = pickle_load(path)
+            except Exception:  # torn, or another library's: not a result of ours
+                continue
+            if outcome != "success" or not isinstance(value, list):
+                continue
+            for record in value:
+                if (isinstance(record, Record) and record.run_id in wanted
+                        and record.status in ("done", "diverged")):
+                    found.setdefault(record.run_id, record)
+        self.collected = len(found)
+        return found
 
     def _outcome(self, job: Any) -> tuple[str, Any] | None:
         """("success", Records) or ("error", traceback text) from the job's result file; None
