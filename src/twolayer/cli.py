@@ -355,11 +355,13 @@ def _echo_json(data: Any) -> None:
 def plan_json(plan: Any) -> dict[str, Any]:
     """``twolayer run --dry-run --json``: the plan of :func:`twolayer.experiment.runner.plan_spec`
     as plain data. Keys (stable, docs/cli.md): store, sweep, axes (sweep key -> number of
-    values), seeds, total, stored (status -> runs), todo, students."""
+    values), seeds, total, stored (status -> runs), todo, students, stale (stored runs
+    computed with other versions)."""
     return {
         "store": str(plan.store), "sweep": plan.sweep, "axes": dict(plan.axes),
         "seeds": plan.seeds, "total": plan.total, "stored": dict(plan.stored),
         "todo": plan.todo, "students": plan.students,
+        "stale": sum(n for _, n, _ in getattr(plan, "stale", [])),
     }
 
 
@@ -534,7 +536,10 @@ def status_json(st: Any, store: Path, sweeps: list[str], holder: dict[str, Any] 
     """``twolayer status --json``. Keys (stable, docs/cli.md): store; writer (null, or host,
     pid, sweep, since of the live process writing the store); sweeps (a list of name, runs,
     done, diverged, failed, running, live); failures (every failed or diverged run: id, status,
-    error, diverged_step, seed, point; traceback with --tracebacks)."""
+    error, diverged_step, seed, point; traceback with --tracebacks); versions (runs, provenance,
+    stale: per provenance of the done and diverged runs, docs/engine.md "Provenance")."""
+    from twolayer.experiment.provenance import environment, stale_fields
+
     rows = []
     for name in sweeps:
         counts = st.counts(name)
@@ -549,7 +554,13 @@ def status_json(st: Any, store: Path, sweeps: list[str], holder: dict[str, Any] 
         if tracebacks:
             row["traceback"] = st.traceback(f["id"])
         failures.append(row)
-    return {"store": str(store), "writer": holder, "sweeps": rows, "failures": failures}
+    current = environment()
+    versions = [
+        {"runs": n, "provenance": p, "stale": stale_fields(p, current)}
+        for p, n in st.provenance_counts(sweep)
+    ]
+    return {"store": str(store), "writer": holder, "sweeps": rows, "failures": failures,
+            "versions": versions}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -199,6 +199,15 @@ def test_runs_of_another_version_are_reported_and_rerun_stale_recomputes_exactly
     plan = cli.invoke(main, ["run", "tiny.yaml", "--store", "s.sqlite", "--dry-run",
                              "--rerun-stale"])
     assert "would run 2," in plan.output and "2 with twolayer 0.0.1" in plan.output
+    import json
+
+    plan_json = json.loads(cli.invoke(main, ["run", "tiny.yaml", "--store", "s.sqlite",
+                                             "--dry-run", "--json"]).stdout)
+    assert plan_json["stale"] == 2 and plan_json["todo"] == 0
+    versions = json.loads(cli.invoke(main, ["status", "s.sqlite", "--json"]).stdout)["versions"]
+    assert sorted((v["runs"], v["stale"]) for v in versions) == [
+        (2, []), (2, ["twolayer", "numpy"])
+    ]
     run = cli.invoke(main, ["run", "tiny.yaml", "--store", "s.sqlite", "-q"])
     assert run.exit_code == 0
     assert "warning: 2 of 4 stored runs were computed with other versions" in run.output
