@@ -292,6 +292,34 @@ def test_a_rerun_collects_what_the_jobs_of_a_killed_driver_left(tmp_path):
     assert all(by_id[r.id].pid not in orphan_pids for r in runs if r.seed == 1)
 
 
+def test_only_done_current_records_of_wanted_runs_are_collected_from_the_folder(tmp_path):
+    """What a dead driver's jobs left: kept only if the run is wanted, done or diverged, and
+    computed with this environment's versions (a stale or unknown provenance is recomputed)."""
+    from dataclasses import replace
+
+    from submitit.core.utils import cloudpickle_dump
+
+    from twolayer.experiment import provenance as prov
+
+    ex = SlurmExecutor(SlurmConfig(cluster="local"), tmp_path / "s.sqlite", jobs=1)
+    now = prov.environment()
+    base = executors._record(("a", None, 0), "done", None)
+    records = [
+        replace(base, provenance=dict(now)),                                   # kept
+        replace(base, run_id="b", status="diverged", provenance=dict(now)),    # kept
+        replace(base, run_id="c", status="failed", provenance=dict(now)),      # run again
+        replace(base, run_id="d", provenance={**now, "numpy": "0.0.1"}),       # stale
+        replace(base, run_id="e", provenance=None),                            # unknown
+        replace(base, run_id="f", provenance=dict(now)),                       # not wanted
+    ]
+    cloudpickle_dump(("success", records), ex.folder / "77_0_result.pkl")
+    cloudpickle_dump(("error", "Traceback ..."), ex.folder / "78_0_result.pkl")
+    (ex.folder / "79_0_result.pkl").write_bytes(b"torn")
+    found = ex._orphans({"a", "b", "c", "d", "e"})
+    assert sorted(found) == ["a", "b"] and ex.collected == 2
+    assert (ex.folder / "77_0_result.pkl").exists()  # read, not removed
+
+
 def test_the_task_runs_only_what_its_checkpoint_did_not_keep(plugin, tmp_path):
     """In process: a task whose Records of the first run were kept at a checkpoint computes the
     second run alone, and returns both; its checkpoint holds it as it is."""

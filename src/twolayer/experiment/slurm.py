@@ -25,7 +25,8 @@ What survives what:
 * **A driver that is killed** leaves its runs ``running`` in the store; the jobs it submitted go
   on (a SIGKILLed driver cannot cancel them: ``scancel --name <job_name>``). Running the spec
   again first collects the done and diverged runs that those jobs left in the folder's result
-  files (:meth:`SlurmExecutor._orphans`: a run's id is the hash of its config and seed), then
+  files, computed with this environment's versions (:meth:`SlurmExecutor._orphans`: a run's
+  id is the hash of its config and seed), then
   submits the rest as new jobs; jobs of the dead driver still queued or running then compute
   their runs a second time, and their results are not used. A driver that stops normally or by
   Ctrl-C cancels its jobs still queued or running.
@@ -397,10 +398,14 @@ class SlurmExecutor:
         """Done and diverged Records, among the runs ``wanted``, that jobs of an earlier driver
         left in the folder without being collected (that driver was killed before its jobs
         ended). A run's id is the hash of its resolved config and seed, so such a Record is that
-        run's result; its provenance says which versions computed it. Failed runs are computed
+        run's result, kept when its provenance matches this environment (versions, commit:
+        :func:`twolayer.experiment.provenance.stale_fields`); failed and stale ones are computed
         again. The files are read, not removed: another driver may share the folder."""
         from submitit.core.utils import pickle_load
 
+        from twolayer.experiment import provenance as prov
+
+        current = prov.environment()
         found: dict[str, Record] = {}
         for path in sorted(self.folder.glob("*_result.pkl")):
             try:
@@ -411,7 +416,8 @@ class SlurmExecutor:
                 continue
             for record in value:
                 if (isinstance(record, Record) and record.run_id in wanted
-                        and record.status in ("done", "diverged")):
+                        and record.status in ("done", "diverged")
+                        and not prov.stale_fields(record.provenance, current)):
                     found.setdefault(record.run_id, record)
         self.collected = len(found)
         return found
