@@ -83,3 +83,18 @@ def test_a_large_step_is_flagged_where_the_prediction_is_off(c, inside):
         assert abs(np.mean(rel)) < 0.06, rel
     else:
         assert np.mean(rel) > 0.15, rel
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "erf", "sin", "softplus"])
+def test_hermite_coefficients_at_scales_match_adaptive_quadrature(name):
+    # the flag's vectorised Gauss-Legendre quadrature against the adaptive (QUADPACK) or
+    # Gauss-Hermite one of twolayer.activations: 1e-9 covers both methods' own error at
+    # scales up to 2 (at r = 2.5 tanh, whose poles near the real axis slow both down, differs
+    # by 6e-8: harmless for a flag with thresholds of 2%, but outside this test)
+    from twolayer.activations import hermite_coefficients
+    from twolayer.measure.ridge_theory import _hermite_at_scale
+
+    act = get_activation(name)
+    for r in (0.5, 1.0, 2.0):
+        np.testing.assert_allclose(_hermite_at_scale(act, r, 8),
+                                   hermite_coefficients(act.affine(scale=r), 8), atol=1e-9)

@@ -22,12 +22,14 @@ direction (``overlap_rms``). Thresholds and the measured gaps: docs/measurements
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 
-from twolayer.activations import Activation, hermite_coefficients
+from twolayer.activations import Activation, hermite_basis, hermite_coefficients
 from twolayer.measure._common import require_readout, require_single_index, teacher_directions
 from twolayer.measure._linalg import as_float64
 from twolayer.measure.registry import MeasureContext, register_measurement
@@ -77,14 +79,43 @@ SPIKE_GAP_RATIO_MAX = 0.02
 OVERLAP_RMS_MAX = 0.5
 
 
+#: Gauss-Legendre nodes per smooth piece of sigma(r z) on [-Z_MAX, Z_MAX] (the Gaussian weight
+#: beyond it is below 1e-30): within 1e-9 of the adaptive quadrature up to degree 8 for relu,
+#: tanh, erf, sin, softplus at scales up to 2 (6e-8 for tanh at 2.5: sharper is slower).
+PIECE_NODES = 400
+Z_MAX = 12.0
+
+
+@functools.cache
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [-1, 1] (an eigenproblem: computed once)."""
+    return np.polynomial.legendre.leggauss(n)
+
+
+def _hermite_at_scale(act: Activation, r: float, kmax: int) -> np.ndarray:
+    """E[sigma(r z) h_k(z)], k = 0..kmax (orthonormal h_k), by Gauss-Legendre quadrature on
+    each piece between the kinks of sigma(r .): vectorised over k, unlike the adaptive
+    quadrature of :func:`twolayer.activations.hermite_coefficients` (1 s for relu at 12
+    scales, against milliseconds here)."""
+    kinks = sorted(k / r for k in act.kinks if -Z_MAX < k / r < Z_MAX)
+    edges = [-Z_MAX, *kinks, Z_MAX]
+    x, w = _legendre(PIECE_NODES)
+    z = np.concatenate([(b - a) / 2 * x + (a + b) / 2 for a, b in itertools.pairwise(edges)])
+    weights = np.concatenate([(b - a) / 2 * w for a, b in itertools.pairwise(edges)])
+    weights = weights * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    values = np.asarray(act.fn(r * z), dtype=np.float64) * weights
+    return np.array([float(values @ h) for h in hermite_basis(z, kmax)])
+
+
 def _hermite_at_scales(act: Activation, scales: np.ndarray, kmax: int) -> np.ndarray:
-    """Orthonormal Hermite coefficients of z -> sigma(r z) for each scale r: (N, kmax + 1)."""
+    """Orthonormal Hermite coefficients of z -> sigma(r z) for each scale r: (N, kmax + 1),
+    exact on :data:`SCALE_POINTS` scales and interpolated linearly between them."""
     lo, hi = float(scales.min()), float(scales.max())
     if hi - lo <= 1e-9 * hi:
-        row = hermite_coefficients(act.affine(scale=hi), kmax)
+        row = _hermite_at_scale(act, hi, kmax)
         return np.broadcast_to(row, (scales.size, kmax + 1))
     grid = np.linspace(lo, hi, SCALE_POINTS)
-    table = np.array([hermite_coefficients(act.affine(scale=float(r)), kmax) for r in grid])
+    table = np.array([_hermite_at_scale(act, float(r), kmax) for r in grid])
     return np.stack([np.interp(scales, grid, table[:, k]) for k in range(kmax + 1)], axis=1)
 
 
