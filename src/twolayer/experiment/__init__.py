@@ -52,6 +52,8 @@ _EXPORTS = {
     "run_id": "twolayer.experiment.spec",
     "Store": "twolayer.experiment.store",
     "check_store_file": "twolayer.experiment.store",
+    "VerifyReport": "twolayer.experiment.verify",
+    "verify_store": "twolayer.experiment.verify",
 }
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "StoreError",
     "SweepPlan",
     "SweepResult",
+    "VerifyReport",
     "available_cores",
     "blas_threads_for",
     "check_store_file",
@@ -91,11 +94,13 @@ __all__ = [
     "run_id",
     "run_spec",
     "select_todo",
+    "verify_store",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__, globals(), _EXPORTS,
-    ("errors", "executors", "record", "reference", "results", "runner", "spec", "store"),
+    ("errors", "executors", "provenance", "record", "reference", "results", "runner", "spec",
+     "store", "verify"),
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
@@ -131,3 +136,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         run_id,
     )
     from twolayer.experiment.store import Store, check_store_file
+    from twolayer.experiment.verify import VerifyReport, verify_store
