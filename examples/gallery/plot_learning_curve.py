@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from twolayer import load, run_spec
-from twolayer.plots import mean_and_sem, measured, theory_line
+from twolayer.plots import mean_and_sem, measured, plain_log_ticks, theory_line
 
 d, N = 100, 200
 sizes = [50, 100, 200, 400, 800]
@@ -66,6 +66,7 @@ ax.set_ylabel("test MSE")
 ax.set_title(
     rf"learning curve: $d = {d}$, $N = {N}$, $\eta = 2\sqrt{{N}}$, tanh teacher", fontsize=9
 )
+plain_log_ticks(ax)  # 50, 100, 200, ... rather than 5 x 10^1, 10^2, 2 x 10^2
 ax.legend(fontsize=7)
 fig.tight_layout()
 
