@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pandas as pd
 
 from twolayer import plots
 from twolayer.activations import get_activation
+from twolayer.config import RunConfig
+from twolayer.experiment.spec import RUN_SECTIONS
 from twolayer.recipes.base import (
     Claim,
     Recipe,
@@ -18,6 +21,7 @@ from twolayer.recipes.base import (
     claim_less,
     claim_true,
 )
+from twolayer.student import output_scale
 from twolayer.theory.spiked import bbp_outlier_singular_value, bbp_overlaps, bbp_threshold
 from twolayer.theory.spikes import one_step_spike_overlap, one_step_spike_strength
 
@@ -25,15 +29,26 @@ ETA = "train.steps[0].eta.c"
 
 
 def predicted_spike(data: RecipeData, c: float | np.ndarray) -> np.ndarray:
-    """Operator norm of the rank-one part of the step (``one_step_spike_strength``) for
-    eta = c sqrt(N), output scale 1/sqrt(N) and ||a|| -> a_scale sqrt(N)."""
-    s = data.spec
-    d, N, n = s["teacher"]["d"], s["student"]["N"], s["train"]["n"]
-    mu1 = get_activation(s["student"]["activation"]).constants.mu1
-    link = get_activation(s["teacher"]["link"]).constants
-    y2 = link.norm2 + s["teacher"].get("noise", 0.0) ** 2
-    a_norm = s["student"]["a_scale"] * math.sqrt(N)
-    return np.asarray(one_step_spike_strength(c, mu1, a_norm, link.mu1, y2, n / d))
+    """Operator norm of the rank-one part of the step (``one_step_spike_strength``) at the
+    step-size constants ``c`` of ``train.steps[0].eta``: eta is the step size the protocol
+    takes for that c (:meth:`twolayer.train.StepSize.value` of the step's own config, the
+    value the runs record as ``train.final_eta``), times the student's output scale, with
+    ||a|| -> a_scale sqrt(N); every other quantity is read from the recipe's resolved run
+    configuration (the configuration layer's defaults, not restated here)."""
+    config = RunConfig.model_validate({k: data.spec[k] for k in RUN_SECTIONS if k in data.spec})
+    d, N = config.teacher.d, config.student.N
+    step = config.train.steps[0]
+    n = step.n or config.train_n
+    size = step.eta.build()
+    cs = np.asarray(c, dtype=float)
+    eta = np.vectorize(lambda ci: replace(size, c=float(ci)).value(n=n, N=N, d=d))(cs)
+    scale = output_scale(N, config.student.scaling)
+    mu1 = config.student.activation.build().constants.mu1
+    teacher = config.teacher.build(np.random.default_rng(0))  # its link and noise only
+    link = teacher.link.constants
+    y2 = link.norm2 + float(teacher.noise) ** 2
+    a_norm = config.student.a_scale * math.sqrt(N)
+    return np.asarray(one_step_spike_strength(eta * scale, mu1, a_norm, link.mu1, y2, n / d))
 
 
 def _constants(data: RecipeData) -> dict[str, float]:

@@ -157,7 +157,7 @@ def spike_table(data: RecipeData) -> pd.DataFrame:
                 "seed": run["seed"],
                 "c": float(run[C]),
                 "alpha": float(run[ALPHA]),
-                "eta": float(run[C]) * k["n"] ** float(run[ALPHA]),
+                "eta": float(run["train.final_eta"]),  # the step size the run used
                 "count": int(spikes.sum()),
                 "outliers": int(outlier.sum()),
                 "sv": sv,
