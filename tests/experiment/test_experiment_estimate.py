@@ -162,7 +162,7 @@ def test_local_workers_are_counted_and_fewer_suggested(tiny):
     tiny["seeds"] = 8
     spec, _, _ = load_spec_unresolved(tiny)
     one = lazy.check_spec_memory(spec, workers=1, available=(10**12, "test"))
-    per_worker = one.needed + est.cache_budget_bytes()
+    per_worker = one.needed  # the run, two cached students, the process
     with pytest.raises(lazy.MemoryRefused, match="--jobs 3 would fit"):
         lazy.check_spec_memory(spec, workers=8, available=(int(3.5 * per_worker), "test"))
 

@@ -384,8 +384,8 @@ class MemoryCheck:
     estimate : MemoryEstimate
         The largest run's estimate.
     needed : int
-        Bytes the sweep needs at once: (arrays of the largest run + the process) x workers
-        running at once, plus the stage cache each worker may keep.
+        Bytes the sweep needs at once: :func:`per_worker_bytes` of the largest run x the
+        workers running at once.
     available : int or None
         Bytes available (None: unknown, the check passes with a note).
     source : str
@@ -455,10 +455,19 @@ def check_memory(
     if best is None:
         best = (MemoryEstimate(), {})
     est, point = best
-    cache = cache_budget_bytes() if workers > 1 else 0
-    needed = workers * (est.nbytes + PROCESS_BYTES + cache)
+    needed = workers * per_worker_bytes(est)
     avail, source = available if available is not None else available_memory()
     return MemoryCheck(est, needed, avail, source, workers, dict(point))
+
+
+def per_worker_bytes(estimate: MemoryEstimate) -> int:
+    """What one worker holds: the run's arrays, the two trained students its stage cache keeps
+    from earlier runs (W_0 and W each), and the process. The cache's shared arrays (test sets,
+    readout pools of other seeds) may add up to ``TWOLAYER_CACHE_MB`` on top as a long sweep
+    fills it; they are not counted, so that a laptop with many cores is not refused every
+    sweep for a cache it evicts from (lower ``TWOLAYER_CACHE_MB`` when memory is tight)."""
+    students = sum(t.nbytes for t in estimate.persistent if t.what.startswith("student"))
+    return estimate.nbytes + 2 * students + PROCESS_BYTES
 
 
 def confirm_threshold() -> int:

@@ -311,7 +311,7 @@ def check_spec_memory(spec: Spec, source: str = "<dict>", node: yaml.Node | None
         When it does not fit and not ``force``: the estimate, the memory available, the largest
         array, and (local workers) how many workers would fit.
     """
-    from twolayer.experiment.estimate import PROCESS_BYTES, cache_budget_bytes, check_memory
+    from twolayer.experiment.estimate import check_memory, per_worker_bytes
 
     check = check_memory(estimate_points(spec, source, node), workers=workers,
                          available=available)
@@ -319,8 +319,7 @@ def check_spec_memory(spec: Spec, source: str = "<dict>", node: yaml.Node | None
         return check
     hint = "; --force runs it anyway"
     if workers > 1 and check.available is not None:
-        per_worker = check.estimate.nbytes + PROCESS_BYTES + cache_budget_bytes()
-        fit = int(check.available // per_worker)
+        fit = int(check.available // per_worker_bytes(check.estimate))
         if fit >= 1:
             hint = f"; --jobs {fit} would fit" + hint
     raise MemoryRefused([Problem("", check.message() + hint)], source)
