@@ -54,7 +54,7 @@ def test_dry_run_json_then_status_json(cli, tmp_path):
     plan = _json(cli.invoke(main, ["run", "eta_grid.yaml", "--dry-run", "--json"]))
     assert plan == {
         "store": "eta_grid.sqlite", "sweep": "eta_grid", "axes": {"train.steps[0].eta.c": 2},
-        "seeds": 2, "total": 4, "stored": {}, "todo": 4, "students": 4,
+        "seeds": 2, "total": 4, "stored": {}, "todo": 4, "students": 4, "stale": 0,
     }
     assert not (tmp_path / "eta_grid.sqlite").exists()  # a dry run writes nothing
     run = cli.invoke(main, ["run", "eta_grid.yaml", "-q"])
@@ -63,7 +63,7 @@ def test_dry_run_json_then_status_json(cli, tmp_path):
     assert plan["stored"] == {"done": 2, "diverged": 2} and plan["todo"] == 0
 
     status = _json(cli.invoke(main, ["status", "eta_grid.sqlite", "--json"]))
-    assert set(status) == {"store", "writer", "sweeps", "failures"}
+    assert set(status) == {"store", "writer", "sweeps", "failures", "versions"}
     assert status["writer"] is None and status["store"] == "eta_grid.sqlite"
     assert status["sweeps"] == [{"name": "eta_grid", "runs": 4, "done": 2, "diverged": 2,
                                  "failed": 0, "running": 0, "live": False}]
