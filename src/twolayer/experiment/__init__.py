@@ -41,8 +41,10 @@ _EXPORTS = {
     "plan_spec": "twolayer.experiment.runner",
     "run_spec": "twolayer.experiment.runner",
     "select_todo": "twolayer.experiment.runner",
+    "SlurmExecutor": "twolayer.experiment.slurm",
     "ExecutorConfig": "twolayer.experiment.spec",
     "RunSpec": "twolayer.experiment.spec",
+    "SlurmConfig": "twolayer.experiment.spec",
     "Spec": "twolayer.experiment.spec",
     "dump_spec": "twolayer.experiment.spec",
     "format_path": "twolayer.experiment.spec",
@@ -65,6 +67,8 @@ __all__ = [
     "Record",
     "RunSpec",
     "SerialExecutor",
+    "SlurmConfig",
+    "SlurmExecutor",
     "Spec",
     "SpecError",
     "Store",
@@ -99,8 +103,8 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_exports(
     __name__, globals(), _EXPORTS,
-    ("errors", "executors", "provenance", "record", "reference", "results", "runner", "spec",
-     "store", "verify"),
+    ("errors", "executors", "provenance", "record", "reference", "results", "runner", "slurm",
+     "spec", "store", "verify"),
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
@@ -124,9 +128,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         run_spec,
         select_todo,
     )
+    from twolayer.experiment.slurm import SlurmExecutor
     from twolayer.experiment.spec import (
         ExecutorConfig,
         RunSpec,
+        SlurmConfig,
         Spec,
         dump_spec,
         format_path,

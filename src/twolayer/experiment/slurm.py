@@ -89,6 +89,11 @@ def pack_chunks(groups: list[Group], chunk: int) -> list[Group]:
     -------
     list of list of WorkItem
         Every item of ``groups`` exactly once, in the same order.
+
+    Raises
+    ------
+    ValueError
+        If ``chunk`` is below 1.
     """
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
