@@ -10,11 +10,14 @@ driver reads them and alone writes the store, as with every executor (docs/engin
 What survives what:
 
 * **A run that raises** is a ``failed`` Record like any other; the job goes on.
-* **Preemption, time limit**: SLURM signals the job (``--signal=USR2@90``, set by submitit);
-  submitit then calls :meth:`ChunkTask.checkpoint`, which saves the Records finished so far in
-  the job's pickle, and requeues the job (``scontrol requeue``): the requeued job runs only the
-  rest of its chunk. A job that reaches its time limit is requeued at most ``max_requeues``
-  times (preemptions do not count).
+* **Preemption, time limit**: SLURM signals the job (``--signal=USR2@90``, set by submitit;
+  a preemption is signalled only where the cluster sets
+  ``SlurmctldParameters=preempt_send_user_signal``); submitit then calls
+  :meth:`ChunkTask.checkpoint`, which saves the Records finished so far in the job's pickle,
+  and requeues the job (``scontrol requeue``): the requeued job runs only the rest of its
+  chunk. A job that reaches its time limit is requeued at most ``max_requeues`` times
+  (preemptions do not count). A preempted job that gets no signal is cancelled (below) or
+  requeued by SLURM itself, and then computes its chunk again from its last checkpoint.
 * **A job that dies without a result** (the OOM killer, a node failure, ``scancel``, a worker
   that exits): the driver resubmits the runs of its chunk that did not come back, as the local
   executor does for a dead worker. The job notes the run it is computing in a small file beside
@@ -178,6 +181,9 @@ class ChunkTask:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self)
+
+    # the name newer submitit versions look up first (1.5.4 reads both)
+    __submitit_checkpoint__ = checkpoint
 
 
 @dataclass
