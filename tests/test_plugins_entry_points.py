@@ -2,7 +2,8 @@
 group ``twolayer.plugins`` (docs/extending.md, "Installed plugins"), and a spec that names them —
 without a ``plugins:`` list — runs on every executor: the local process pool, a freshly spawned
 worker process that knows nothing of the driver's imports (as a Dask worker or a spawn pool),
-and a Dask LocalCluster of processes.
+and a Dask LocalCluster of processes. A protocol added the same way is selected by a spec's
+``train.protocol`` in a fresh Python process whose workers are spawned.
 
 The package is installed the way pip leaves one on disk: a module and a ``*.dist-info`` folder
 with ``METADATA`` and ``entry_points.txt``, in a temporary folder put on ``sys.path`` (spawned
@@ -12,10 +13,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib
+import json
 import multiprocessing
 import os
+import subprocess
 import sys
+import textwrap
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +189,105 @@ def test_dask_workers_load_the_entry_points(tmp_path, installed):
     frame = load(tmp_path / "dask.sqlite")
     _check_records(frame, installed)
     assert os.getpid() not in set(frame[f"{installed}_second_layer.pid"].astype(int))
+
+
+PROTOCOL_PACKAGE = '''
+"""A lab's training protocol: W_1 = factor * W_0 (a config model, a run function)."""
+
+from typing import Literal
+
+from twolayer.config import ProtocolConfig
+
+
+class ScaleConfig(ProtocolConfig):  # at module level: runs are pickled to the workers
+    """Scale the first layer by ``factor``."""
+
+    protocol: Literal["{prefix}_scale"] = "{prefix}_scale"
+    factor: float = 1.0
+
+
+def register():
+    from twolayer.measure import register_measurement
+    from twolayer.train.protocol import register_protocol
+    from twolayer.train.result import TrainResult
+
+    @register_protocol("{prefix}_scale", ScaleConfig)
+    def run_scale(config, ctx):
+        """W_1 = factor * W_0."""
+        return TrainResult(ctx.student.replace(W=config.factor * ctx.student.W))
+
+    @register_measurement("{prefix}_ratio")
+    def _ratio(ctx):
+        """||W||_F / ||W_0||_F and the worker's pid."""
+        import os
+
+        import numpy as np
+
+        W, W0 = np.asarray(ctx.student.W), np.asarray(ctx.student_init.W)
+        return {{"ratio": float(np.linalg.norm(W) / np.linalg.norm(W0)), "pid": os.getpid()}}
+'''
+
+DRIVER = '''
+import json
+import multiprocessing
+import sys
+
+from twolayer.experiment import load, run_spec
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn")  # workers that inherit nothing from the driver
+    spec, store, prefix = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    result = run_spec(spec, store=store, executor="local", jobs=1)
+    frame = load(store)
+    print(json.dumps({
+        "status": list(frame["status"]),
+        "errors": [str(e) for e in frame["error"]],
+        "ratio": list(frame[f"{prefix}_ratio.ratio"]),
+        "pids": sorted({int(p) for p in frame[f"{prefix}_ratio.pid"]}),
+        "factor": list(frame["train.factor"]),
+    }))
+'''
+
+
+@pytest.mark.slow
+def test_a_protocol_from_an_installed_package_runs_from_a_spec(tmp_path: Path) -> None:
+    """In a fresh process (the package is on its path only, so this process's registries and
+    RunConfig stay as they are): the spec's train.protocol selects the plugin's protocol, the
+    sweep goes through it, and spawned workers load it themselves."""
+    prefix = f"tl_proto_{uuid.uuid4().hex[:8]}"
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / f"{prefix}_protocols.py").write_text(PROTOCOL_PACKAGE.format(prefix=prefix))
+    info = site / f"{prefix}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {prefix}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[twolayer.plugins]\n{prefix} = {prefix}_protocols:register\n"
+    )
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(DRIVER))
+    spec = {
+        "name": "scaled",
+        "seeds": 2,
+        "teacher": {"name": "single_index", "d": 8, "link": "tanh"},
+        "student": {"N": 12},
+        "train": {"protocol": f"{prefix}_scale", "factor": 3.0},
+        "readout": {"n": 40, "lambdas": [1.0e-2]},
+        "evaluate": {"n_test": 200},
+        "measure": [f"{prefix}_ratio"],
+        # not a sweep of train.*: resolving such a key looks the protocol up by name, which
+        # would load the entry points before validation and hide a union built without them
+        "sweep": {"student.N": [12, 16]},
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), *sys.path]))}
+    out = subprocess.run(
+        [sys.executable, str(driver), json.dumps(spec), str(tmp_path / "s.sqlite"), prefix],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["status"] == ["done"] * 4, got["errors"]
+    # the protocol ran: ||factor W_0|| / ||W_0|| = factor, to rounding
+    np.testing.assert_allclose(got["ratio"], 3.0, rtol=1e-12)
+    assert got["factor"] == [3.0] * 4
+    assert os.getpid() not in got["pids"]
