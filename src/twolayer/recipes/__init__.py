@@ -24,6 +24,7 @@ _MODULES = (
     "generalization_vs_n",
     "function_space",
     "spiked_random_features",
+    "online_sgd_plateau",
 )
 
 for _module in _MODULES:

@@ -399,17 +399,21 @@ class GaussianIntegrals:
             return i2, i3, i4, j2
         return self._numerical_tables(Sigma, K)
 
-    def _erf_tables(self, Sigma: np.ndarray, K: int) -> tuple[np.ndarray, ...]:
+    def _erf_scaled(self, Sigma: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
         # erf(s x) = g(sqrt2 s x) with g = erf(. / sqrt 2): integrate g over x' = sqrt2 s x
         P = Sigma.shape[0]
         s = np.array([self._forms[0].scale] * K + [self._forms[1].scale] * (P - K))
         D = math.sqrt(2.0) * s
-        Sp = Sigma * np.outer(D, D)
+        return Sigma * np.outer(D, D), s
+
+    def _erf_tables(self, Sigma: np.ndarray, K: int) -> tuple[np.ndarray, ...]:
+        Sp, s = self._erf_scaled(Sigma, K)
+        P = Sigma.shape[0]
         i2, i3, j2 = _closed_tables(Sp, K, erf_i2, erf_i3, erf_j2)
         i3 = i3 * (s[:K, None, None] / s[None, :, None])  # sigma' = sqrt2 s g', x_b = x'_b / D_b
         j2 = j2 * 2 * np.outer(s[:K], s[:K])
         d = np.diag(Sp)
-        i, k, a, c = np.ix_(range(K), range(K), range(P), range(P))
+        i, k, a, c = _grid(K, K, P, P)
         i4 = erf_i4(d[i], Sp[i, k], Sp[i, a], Sp[i, c], d[k], Sp[k, a], Sp[k, c], d[a], Sp[a, c],
                     d[c])
         i4 = i4 * 2 * np.outer(s[:K], s[:K])[:, :, None, None]
@@ -419,9 +423,12 @@ class GaussianIntegrals:
         """I2 (P, P) alone (what the test error needs)."""
         Sigma = np.asarray(Sigma, dtype=float)
         if self.kind == "erf":
-            return self._erf_tables(Sigma, K)[0]
+            Sp, _ = self._erf_scaled(Sigma, K)
+            d = np.diag(Sp)
+            return erf_i2(d[:, None], Sp, d[None, :])
         if self.kind == "relu":
-            return _closed_tables(Sigma, K, relu_i2, relu_i3, relu_j2)[0]
+            d = np.diag(Sigma)
+            return relu_i2(d[:, None], Sigma, d[None, :])
         P = Sigma.shape[0]
         out = np.empty((P, P))
         for a, c in itertools.product(range(P), repeat=2):
@@ -462,13 +469,20 @@ class GaussianIntegrals:
         return i2, i3, i4, j2
 
 
+@functools.cache
+def _grid(*sizes: int) -> tuple[np.ndarray, ...]:
+    """np.ix_ over ranges of the given sizes (cached: the right-hand side asks for the same
+    ones at every evaluation)."""
+    return np.ix_(*(range(n) for n in sizes))
+
+
 def _closed_tables(Sigma: np.ndarray, K: int, f2: Callable, f3: Callable, fj: Callable
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """I2 (P, P), I3 (K, P, P) and J2 (K, K) from closed forms of one activation pair."""
     P = Sigma.shape[0]
     d = np.diag(Sigma)
     i2 = f2(d[:, None], Sigma, d[None, :])
-    i, b, c = np.ix_(range(K), range(P), range(P))
+    i, b, c = _grid(K, P, P)
     i3 = f3(d[i], Sigma[i, b], Sigma[i, c], Sigma[b, c], d[c])
     j2 = fj(d[:K, None], Sigma[:K, :K], d[None, :K])
     return i2, i3, j2
