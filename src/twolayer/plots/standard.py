@@ -28,13 +28,22 @@ from twolayer.plots import labels
 #: Test errors: ``readout.test_mse`` ..., and theory's ``ridge_theory.rf_test_mse``.
 TEST_ERROR = re.compile(r"\.(rf_)?test_(mse|err01)$")
 #: Measurements whose values are theory predictions: drawn as lines beside the measured points.
-THEORY_MEASUREMENTS = ("ridge_theory.", "spiked_rf_theory.", "spike_theory.")
+THEORY_MEASUREMENTS = ("ridge_theory.", "spiked_rf_theory.", "spike_theory.",
+                       "online_sgd_theory.")
 #: Theory columns whose measured counterpart has another name (the others share their key).
 PREDICTS = {
     "ridge_theory.test_mse": "readout.test_mse",
     "ridge_theory.rf_test_mse": "random_features.test_mse",
     "spiked_rf_theory.test_mse": "readout.test_mse",
     "spiked_rf_theory.rf_test_mse": "random_features.test_mse",
+    "online_sgd_theory.test_mse": "network.test_mse",
+}
+#: Trajectory columns with the online-SGD ODE's prediction (an array of the run, drawn dashed
+#: against its own ``online_sgd_theory.steps``; twolayer.measure.online_sgd).
+ODE_CURVES = {
+    "order_parameters.test_mse": "online_sgd_theory.test_mse_curve",
+    "test_mse": "online_sgd_theory.test_mse_curve",
+    "order_parameters.eg": "online_sgd_theory.eg_curve",
 }
 MAX_SERIES = 6
 
@@ -300,11 +309,26 @@ def _trajectory_figure(store: str | Path, runs: pd.DataFrame, out: str | Path, s
             frames[_point_text(row, swept)] = traj
     if not frames:
         return []
-    columns = [c for c in next(iter(frames.values())).columns if c != "step"][:3]
+    columns = [c for c in next(iter(frames.values())).columns if c != "step"]
+    # a column the online-SGD ODE predicts comes first, so that its prediction is drawn
+    columns = ([c for c in ODE_CURVES if c in columns][:1]
+               + [c for c in columns if c not in ODE_CURVES])[:3]
     fig, axes = plots.figure(len(columns))
     for ax, column in zip(axes[0] if len(columns) > 1 else [axes], columns, strict=True):
         positive = all((f[column] > 0).all() for f in frames.values() if column in f)
         plots.trajectories(ax, frames, column, logy=positive)
+        if column in ODE_CURVES:
+            _ode_overlay(ax, store, runs, ODE_CURVES[column])
         ax.set_ylabel(labels.trajectory_label(column))
         ax.legend()
     return [plots.save(fig, out, f"{stem}_trajectories")]
+
+
+def _ode_overlay(ax: Axes, store: str | Path, runs: pd.DataFrame, curve: str) -> None:
+    """The online-SGD ODE's prediction for each drawn run, dashed, in its run's colour
+    (plots.trajectories draws the runs in the colour cycle's order)."""
+    for k, (_, row) in enumerate(runs.head(MAX_SERIES).iterrows()):
+        arrays = load_arrays(store, row["id"])
+        if curve in arrays and "online_sgd_theory.steps" in arrays:
+            ax.plot(arrays["online_sgd_theory.steps"], arrays[curve], ls="--", lw=1.0,
+                    color=f"C{k % 10}", label="ODE (online SGD)" if k == 0 else None)
