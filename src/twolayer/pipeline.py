@@ -22,13 +22,12 @@ import numpy as np
 from twolayer.backend import Backend, RunStreams, StreamStack, matvec, mT, namespace_of, to_numpy
 from twolayer.config import RunConfig
 from twolayer.measure import MEASUREMENTS, MeasureContext, chunked_errors, dataset_errors, measure
+from twolayer.predictors import BASELINES, FeatureReadout, FitData, Network, Predictor
 from twolayer.student import TwoLayer, init_student
 from twolayer.teachers import SAMPLE_BLOCK, SampleLabels, Teacher, TeacherStack, sample_blocks
 from twolayer.threads import with_run_threads
 from twolayer.train.protocol import StepMeasure, TrainContext, run_protocol
 from twolayer.train.readout import (
-    KernelRidge,
-    LinearRidge,
     _penalty_shift,
     check_lambdas,
     ridge_path,
@@ -295,38 +294,66 @@ def _grid_scalars(
 
 
 @dataclass
+class ReadoutFit:
+    """The ridge readout's fit and its batch.
+
+    Attributes
+    ----------
+    lambdas : (L,) array
+        The ridge penalties.
+    coef : (N, L) array
+        Second-layer weights, one column per lambda (a stack: (S, N, L)).
+    X, y : arrays
+        The readout batch, (n, d) and (n,) (a stack: (S, n, d), (S, n)).
+    """
+
+    lambdas: np.ndarray
+    coef: Any
+    X: Any
+    y: Any
+
+    @property
+    def batch(self) -> tuple[Any, Any]:
+        """(X, y)."""
+        return self.X, self.y
+
+    def member(self, i: int) -> ReadoutFit:
+        """Member i of a stacked fit (the lambdas are shared)."""
+        return ReadoutFit(self.lambdas, self.coef[i], self.X[i], self.y[i])
+
+
+@dataclass
 class Evaluation:
     """The readout and the errors of a trained student (or of a stack of them).
 
     Attributes
     ----------
-    lambdas : (L,) array or None
-        The readout's lambda grid (None without a readout).
-    readout : dict or None
-        ``{"lambdas", "coef" (N, L), "X", "y"}``: the readout's fit and its batch.
+    readout : ReadoutFit or None
+        The readout's fit and its batch (None without a readout).
     test, train : dict
         predictor name -> {"mse": (L,) or (1,), "err01": ...}: test errors, and errors on the
-        training data (``train`` is empty unless ``evaluate.train_errors``).
+        training data (``train`` is empty unless ``evaluate.train_errors``). The predictors are
+        those of :mod:`twolayer.predictors`.
     timings : dict[str, float]
         Seconds spent in "readout" and "evaluate".
 
     For a stack of S students every array has a leading S axis; :meth:`member` takes one out.
     """
 
-    lambdas: np.ndarray | None
-    readout: dict[str, Any] | None
+    readout: ReadoutFit | None
     test: dict[str, dict[str, np.ndarray]]
     train: dict[str, dict[str, np.ndarray]]
     timings: dict[str, float]
 
+    @property
+    def lambdas(self) -> np.ndarray | None:
+        """The readout's lambda grid (None without a readout)."""
+        return None if self.readout is None else self.readout.lambdas
+
     def member(self, i: int) -> Evaluation:
         """Member i of a stacked evaluation, as the evaluation of that seed's run."""
-        readout = None
-        if self.readout is not None:
-            readout = {k: (v if k == "lambdas" else v[i]) for k, v in self.readout.items()}
         return Evaluation(
-            self.lambdas,
-            readout,
+            None if self.readout is None else self.readout.member(i),
             {name: {k: v[i] for k, v in e.items()} for name, e in self.test.items()},
             {name: {k: v[i] for k, v in e.items()} for name, e in self.train.items()},
             dict(self.timings),
@@ -633,20 +660,15 @@ def evaluate_student(
             )
             features.known(s, test_set[0], F)
 
-    def predict_network(X: Any, s: TwoLayer = student) -> Any:
-        return s.output(features(s, X))
-
     test_features(student, "trained")
-    predictors: dict[str, Callable[[Any], Any]] = {}
-    train_predictors: dict[str, Callable[[Any], Any]] = {"network": predict_network}
-    lambdas = None
-    readout_info = None
+    readout_fit = None
+    fitted: dict[str, Predictor] = {}  # the readout and its baselines, in the config's order
     r = config.readout
     if r is not None:
         lambdas = np.asarray(r.lambdas, dtype=float)
+        pool = None
         if r.batch == "reuse" and 0 in trained.batches:
             X_r, y_r = trained.batches[0]
-            pool = None
             coef = ridge_path(student.scale * features(student, X_r), y_r, lambdas, r.penalty)
         else:
             n_r = r.n or config.train_n
@@ -664,83 +686,67 @@ def evaluate_student(
                 pool = ReadoutPool(teacher, streams, backend)
             coef, X_r, y_r = pool.ridge("trained", student, n_r, lambdas, r.penalty)
             features.known(student, X_r, pool.features("trained", student, n_r))
-        readout_student = student
 
-        def predict_readout(X: Any, s: TwoLayer = readout_student, A: Any = coef) -> Any:
-            return s.scale * (features(s, X) @ A)
-
-        predictors["readout"] = train_predictors["readout"] = predict_readout
-        readout_info = {"lambdas": lambdas, "coef": coef, "X": X_r, "y": y_r}
-        if "random_features" in r.baselines:
+        def ridge(tag: str, s: TwoLayer) -> Any:
+            """Ridge coefficients of ``s``'s features on the readout batch (the pool's)."""
             if pool is not None:
-                coef_rf, _, _ = pool.ridge("init", student0, n_r, lambdas, r.penalty)
-            else:
-                coef_rf = ridge_path(
-                    student0.scale * student0.features(X_r), y_r, lambdas, r.penalty
-                )
+                return pool.ridge(tag, s, n_r, lambdas, r.penalty)[0]
+            return ridge_path(s.scale * s.features(X_r), y_r, lambdas, r.penalty)
+
+        data = FitData(student, student0, X_r, y_r, lambdas, r.penalty, config.student.w_scale,
+                       features, ridge)
+        readout_fit = ReadoutFit(lambdas, coef, X_r, y_r)
+        fitted["readout"] = FeatureReadout.fit(data, coef)
+        for name, fit in BASELINES.items():  # in BASELINES' order, whatever the config's
+            if name in r.baselines:
+                fitted[name] = fit(data)
+        if "random_features" in r.baselines:
             test_features(student0, "init")
-
-            def predict_rf(X: Any, s: TwoLayer = student0, A: Any = coef_rf) -> Any:
-                return s.scale * (features(s, X) @ A)
-
-            predictors["random_features"] = train_predictors["random_features"] = predict_rf
-        if "linear" in r.baselines:
-            lin = LinearRidge.fit(X_r, y_r, lambdas, r.penalty)
-            predictors["linear"] = train_predictors["linear"] = lin.predict
-        if "kernel" in r.baselines:
-            ker = KernelRidge.fit(
-                X_r,
-                y_r,
-                lambdas,
-                student0.activation,
-                w_scale=config.student.w_scale,
-                penalty=r.penalty,
-            )
-            predictors["kernel"] = train_predictors["kernel"] = ker.predict
     now = time.perf_counter()
     timings["readout"], timer = now - timer, now
+
+    # the network's training error: on its first training batch, else on the readout batch
+    network_train = trained.batches.get(0, readout_fit.batch if readout_fit else None)
+    network = Network(student, features, network_train)
 
     # the network's own errors depend only on the trained student and the test set: once per
     # trained student (and test set) when the runs share a cache
     def network_test_errors() -> dict[str, np.ndarray]:
-        errs = _test_errors({"network": predict_network}, teacher, streams, backend, ev, test_set,
-                            held(student))
+        errs = _test_errors({"network": network.predict}, teacher, streams, backend, ev,
+                            test_set, held(student))
         return errs["network"]
 
     if shared:  # other runs of this student reuse the network's errors: one pass of their own
-        network = cache.get_or_compute(
+        test = {"network": cache.get_or_compute(
             ("network-test", key, test_key, ev.chunk), network_test_errors, 1
-        )
-        test = {"network": network}
+        )}
+        predictors = dict(fitted)
     else:
-        predictors = {"network": predict_network, **predictors}
         test = {}
-    whole = (
-        held(student)
-        and ("random_features" not in predictors or held(student0))
-        and "kernel" not in predictors
+        predictors = {"network": network, **fitted}
+    whole = all(held(s) for p in predictors.values() for s in p.students) and not any(
+        p.chunked for p in predictors.values()
     )
-    test.update(_test_errors(predictors, teacher, streams, backend, ev, test_set, whole)
-                if predictors else {})
+    if predictors:
+        test.update(_test_errors({name: p.predict for name, p in predictors.items()}, teacher,
+                                 streams, backend, ev, test_set, whole))
     train: dict[str, dict[str, np.ndarray]] = {}
     if ev.train_errors:
         classification = teacher.task == "classification"
-        if readout_info is not None:
-            train_sets = {name: (readout_info["X"], readout_info["y"]) for name in train_predictors}
-        else:
-            train_sets = {}
-        if 0 in trained.batches:
-            train_sets["network"] = trained.batches[0]
-        for name, (X_t, y_t) in train_sets.items():
-            def errors(name: str = name, X_t: Any = X_t, y_t: Any = y_t) -> Any:
-                return dataset_errors({name: train_predictors[name]}, X_t, y_t, classification)
+        for name, p in {"network": network, **fitted}.items():
+            if p.train_set is None:
+                continue
+            X_t, y_t = p.train_set
+
+            def errors(name: str = name, p: Predictor = p, X_t: Any = X_t, y_t: Any = y_t) -> Any:
+                return dataset_errors({name: p.predict}, X_t, y_t, classification)
 
             if name == "network" and shared:
                 train[name] = cache.get_or_compute(("network-train", key), errors, 1)[name]
-            elif name in train_predictors:
+            else:
                 train[name] = errors()[name]
     timings["evaluate"] = time.perf_counter() - timer
-    return Evaluation(lambdas, readout_info, test, train, timings)
+    return Evaluation(readout_fit, test, train, timings)
 
 
 def record_run(
@@ -765,7 +771,7 @@ def record_run(
             if k != "step":
                 result.scalars[f"train.final_{k}"] = float(v)
     if evaluation.readout is not None:
-        result.readout_coef = to_numpy(evaluation.readout["coef"])
+        result.readout_coef = to_numpy(evaluation.readout.coef)
     lambdas = evaluation.lambdas
     for name, errs in evaluation.test.items():
         if not all(np.all(np.isfinite(v)) for v in errs.values()):

@@ -37,7 +37,7 @@ class MeasureContext:
     streams : RunStreams
         The run's random streams; measurements draw probe sets from ("measure", k).
     backend : Backend
-    readout : twolayer.pipeline.Readout or None
+    readout : twolayer.pipeline.ReadoutFit or None
         The readout's fit when one was fitted: ``lambdas`` (L,), ``coef`` (N, L) second-layer
         weights, and its batch ``X``, ``y``.
     config : Any
