@@ -357,6 +357,18 @@ class RunConfig(_Model):
         _set_train_union()  # loads the built-in protocols first
         return handler(source)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _load_plugin_protocol(cls, data: Any, handler: Any) -> Any:
+        """A ``train.protocol`` no registered protocol has: let the registry load the installed
+        plugins (an entry point may register it, which rebuilds this schema), then validate
+        with the schema that knows it."""
+        train = data.get("train") if isinstance(data, dict) else None
+        tag = train.get("protocol") if isinstance(train, dict) else None
+        if isinstance(tag, str) and tag not in PROTOCOLS.names() and tag in PROTOCOLS:
+            return cls.model_validate(data)
+        return handler(data)
+
     def training_sections(self) -> list[Any]:
         """The :attr:`TRAINING_SECTIONS` as JSON-able data, in order: what (with the seeds)
         fixes the trained student."""
@@ -403,6 +415,14 @@ class RunConfig(_Model):
         return getattr(self.train, "n", None)
 
 
+def protocol_configs() -> tuple[type[ProtocolConfig], ...]:
+    """The registered protocols' config models, in registration order (the built-in ones are
+    loaded first); ``RunConfig.train``'s annotation is made their union, for code that reads
+    the annotations before anything was validated (the generated docs/spec.md)."""
+    _set_train_union()
+    return tuple(p.config for p in PROTOCOLS.values())
+
+
 def _set_train_union() -> None:
     """Make ``RunConfig.train`` the discriminated union of the registered protocols' configs,
     in the order they were registered."""
@@ -417,8 +437,8 @@ def _set_train_union() -> None:
 
 
 def _protocols_changed(name: str, protocol: Any) -> None:
-    """A protocol was registered: update ``RunConfig.train``'s union, and rebuild the schema
-    if it was built already (a plugin registered after the first validation)."""
+    """A protocol was registered (or removed): update ``RunConfig.train``'s union, and rebuild
+    the schema if it was built already (a plugin registered after the first validation)."""
     _set_train_union()
     if RunConfig.__pydantic_complete__:
         RunConfig.model_rebuild(force=True)

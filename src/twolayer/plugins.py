@@ -1,4 +1,5 @@
-"""Plugins: your own activations, links, teachers, measurements or losses, from your own module.
+"""Plugins: your own activations, links, teachers, measurements, training protocols or losses,
+from your own module.
 
 A plugin is an importable module that registers components when it is imported::
 
@@ -23,7 +24,9 @@ Two ways to have it imported (docs/extending.md):
 
   is loaded once per process, lazily: the first time any registry is asked for a name it does
   not have (:func:`load_entry_points`). That happens in every process that looks names up, so
-  workers load the entry points too. An entry point may also name a function
+  workers load the entry points too (a spec whose ``train.protocol`` no registered protocol
+  has asks the protocol registry, so an installed protocol is found the same way). An entry
+  point may also name a function
   (``"my_lab:register"``), which is then called with no arguments. An entry point that fails
   to load is a :class:`PluginWarning`, not an error: the lookup then fails as usual.
 """

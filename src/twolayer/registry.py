@@ -61,8 +61,9 @@ class Registry(Generic[T]):
                 self._builtins = None
 
     def on_add(self, listener: Callable[[str, T], None]) -> None:
-        """Call ``listener(name, obj)`` after every later :meth:`add` (e.g. to rebuild a model
-        whose schema lists the registered entries)."""
+        """Call ``listener(name, obj)`` after every later :meth:`add`, and ``listener(name,
+        None)`` after a :meth:`remove` (e.g. to rebuild a model whose schema lists the
+        registered entries)."""
         self._listeners.append(listener)
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -78,6 +79,14 @@ class Registry(Generic[T]):
         self._items[name] = obj
         for listener in self._listeners:
             listener(name, obj)
+
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` (e.g. a component a test registered for a while) and tell the
+        listeners (``listener(name, None)``); KeyError if it is not registered."""
+        obj = self._items.pop(name)
+        for listener in self._listeners:
+            listener(name, None)  # type: ignore[arg-type]
+        return obj
 
     def get(self, name: str) -> T:
         self._load_builtins()

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from twolayer.activations import ACTIVATIONS
-from twolayer.config import RunConfig
+from twolayer.config import RunConfig, protocol_configs
 from twolayer.experiment.spec import RUN_SECTIONS, Spec, _unwrap
 from twolayer.teachers import TEACHERS
 
@@ -159,6 +159,7 @@ def _options(kind: str, registry: Any, skip: tuple[str, ...]) -> list[str]:
 
 def spec_reference() -> str:
     """The Markdown text of docs/spec.md, rendered from the models and the registries."""
+    protocol_configs()  # RunConfig.train: the union of the registered protocols
     out = [_HEADER]
     out += ["## Top level", ""]
     out += _table(Spec, [k for k in Spec.model_fields if k not in RUN_SECTIONS])
