@@ -1,5 +1,10 @@
 """One run, stage by stage: teacher, student init, protocol, readout, errors, measurements.
 
+The protocol is the registered one that ``config.train`` selects (:mod:`twolayer.train.protocol`),
+told which intermediate students the run's measurements read; the readout, its baselines and
+the network are predictors (:mod:`twolayer.predictors`) whose errors are computed here; the
+measurements get the protocol's typed result (``MeasureContext.trained``).
+
 Each stage draws from its own random stream, so a stage's output depends only on the seed and
 the config sections it reads. :class:`StageCache` keeps the teacher and the trained student of
 recent (seed, sections) keys, so runs of a sweep that differ only in later stages (readout size,
@@ -152,11 +157,6 @@ def process_cache() -> StageCache:
     if cache is None:
         cache = _THREAD_CACHES.cache = StageCache(maxsize=2)
     return cache
-
-
-#: The config sections that, with the seeds of the teacher, init and train streams, fix the
-#: trained student (defined once, by :attr:`RunConfig.TRAINING_SECTIONS`).
-TRAINING_SECTIONS = RunConfig.TRAINING_SECTIONS
 
 
 def run_streams(config: RunConfig, seed: int) -> RunStreams:

@@ -8,20 +8,13 @@ running the protocol again, re-drawing its streams or re-deriving a step size fr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from twolayer.student import TwoLayer
 from twolayer.train.schedule import DivergenceError
-
-
-def _rows(value: Any, index: int | list[int]) -> Any:
-    """Rows ``index`` of a stacked array; other values (shared by the members) unchanged."""
-    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
-        return value[index]
-    return value
 
 
 @dataclass
@@ -114,10 +107,6 @@ class TrainResult:
         }
         return TrainResult(student, rows, batches, list(results[0].etas), checkpoints,
                            [r.info for r in results])
-
-    def without_checkpoints(self) -> TrainResult:
-        """The same result without its checkpoints (what a cache need not keep)."""
-        return replace(self, checkpoints={})
 
 
 @dataclass(frozen=True)
