@@ -103,3 +103,21 @@ def test_batched_seeds_replay_each_member_like_its_own_run():
         assert member.scalars["step_update.subspace_projection"] == pytest.approx(
             single.scalars["step_update.subspace_projection"], abs=1e-10
         )
+
+
+def test_checkpoints_are_kept_only_when_asked_and_a_shared_cache_keeps_them_apart():
+    """The protocol keeps W_k only for a measurement that asks for it, and a stage cache shared
+    by a run without step_update and one with it (same trained student) gives the second its
+    checkpoint: the kept checkpoints are part of the cache's key."""
+    from twolayer import StageCache
+    from twolayer.pipeline import needed_checkpoints
+
+    plain = two_step_config(3)
+    measured = two_step_config(3, [{"name": "step_update", "from_step": 1, "top_k": 2}])
+    assert needed_checkpoints(plain) == frozenset()
+    assert needed_checkpoints(measured) == frozenset({1})
+    cache = StageCache()
+    run_once(plain, seed=2, cache=cache)
+    shared = run_once(measured, seed=2, cache=cache).scalars
+    alone = run_once(measured, seed=2).scalars
+    assert shared["step_update.norm_frobenius"] == alone["step_update.norm_frobenius"]
