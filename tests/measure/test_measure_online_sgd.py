@@ -101,3 +101,15 @@ def test_single_index_teacher_is_a_committee_of_one():
     assert out.arrays["online_sgd_theory.R_curve"].shape == (6, 1, 1)
     assert out.arrays["online_sgd_theory.eg_curve"][0] == pytest.approx(
         out.trajectory[0]["order_parameters.eg"], abs=1e-12)
+
+
+def test_order_parameters_names_itself_when_the_teacher_is_not_a_committee():
+    from measure_helpers import build_context
+
+    from twolayer.measure import measure
+    from twolayer.teachers import get_teacher
+
+    teacher = get_teacher("xor", d=20, rng=np.random.default_rng(0))
+    ctx = build_context(teacher, np.random.default_rng(1).standard_normal((2, 20)) / 20**0.5)
+    with pytest.raises(ValueError, match="order_parameters: needs a committee teacher"):
+        measure("order_parameters", ctx)

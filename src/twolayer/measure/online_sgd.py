@@ -32,7 +32,7 @@ from twolayer.theory.online_sgd import (
 WHAT = "online_sgd_theory"
 
 
-def committee_of(teacher: Any) -> tuple[Any, np.ndarray, np.ndarray, float]:
+def committee_of(teacher: Any, what: str = WHAT) -> tuple[Any, np.ndarray, np.ndarray, float]:
     """(g, v*, B, noise) of a committee teacher y = sum_m v*_m g(<b_m, x>) + noise * xi.
 
     ``multi_index`` with ``link: sum`` gives its activation and weights; ``single_index`` is the
@@ -40,10 +40,10 @@ def committee_of(teacher: Any) -> tuple[Any, np.ndarray, np.ndarray, float]:
     """
     inner = getattr(teacher, "inner", None)
     if inner is not None:
-        raise ValueError(f"{WHAT}: labels preprocessed on the sample (labels.center / "
+        raise ValueError(f"{what}: labels preprocessed on the sample (labels.center / "
                          "remove_linear) are not a committee teacher's labels")
     if getattr(getattr(teacher, "inputs", None), "theta", 0.0) != 0.0:
-        raise ValueError(f"{WHAT}: the theory needs x ~ N(0, I_d) (no input_spike)")
+        raise ValueError(f"{what}: the theory needs x ~ N(0, I_d) (no input_spike)")
     committee = getattr(teacher, "committee", None)
     if committee is not None:
         g, weights = committee
@@ -51,7 +51,7 @@ def committee_of(teacher: Any) -> tuple[Any, np.ndarray, np.ndarray, float]:
     link = getattr(teacher, "link", None)
     if link is not None and getattr(teacher, "directions", None) is not None:
         return link, np.ones(1), np.atleast_2d(teacher.directions), teacher.noise
-    raise ValueError(f"{WHAT}: needs a committee teacher (multi_index with link 'sum', or "
+    raise ValueError(f"{what}: needs a committee teacher (multi_index with link 'sum', or "
                      f"single_index), got {type(teacher).__name__}")
 
 
@@ -76,7 +76,7 @@ def order_parameters(ctx: MeasureContext) -> dict[str, float]:
         parameters: exact (closed form) for erf, Gauss-Hermite quadrature otherwise; ``eg`` =
         (test_mse - noise^2) / 2, the generalisation error of Saad & Solla.
     """
-    g, v_star, B, noise = committee_of(ctx.teacher)
+    g, v_star, B, noise = committee_of(ctx.teacher, "order_parameters")
     Q, R, v = order_parameters_of(ctx.student, B)
     K, M = R.shape
     out: dict[str, float] = {}
