@@ -23,6 +23,7 @@ def test_every_size_has_the_same_ode(quick):
     assert spec["student"]["a_scale"] / math.sqrt(spec["student"]["N"]) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_ode_escape_time_is_linear_in_log_inverse_overlap():
     """The prediction of the escape-slope claim: escape times of the ODEs at log(1/delta_0) =
     4 and 6 differ by slope x 2, and a third point (log(1/delta_0) = 8) lies on the same line
