@@ -21,3 +21,14 @@ def test_importing_the_config_imports_no_layer_above_it():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_configs_baselines_are_the_predictors():
+    """readout.baselines (a Literal in the config layer, which cannot import the predictors)
+    names exactly the predictor classes twolayer.predictors fits by name."""
+    import typing
+
+    from twolayer.config import Baseline
+    from twolayer.predictors import BASELINES
+
+    assert set(typing.get_args(Baseline)) == set(BASELINES)
