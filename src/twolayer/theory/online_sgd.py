@@ -375,7 +375,7 @@ class GaussianIntegrals:
 
     @property
     def kind(self) -> str:
-        """"erf", "relu" (closed forms; I4 numerical for relu) or "numerical"."""
+        """"erf", "relu" (closed forms; relu I4 by orthant reduction) or "numerical"."""
         s, t = self._forms
         if s is not None and t is not None and s.kind == t.kind:
             return s.kind
