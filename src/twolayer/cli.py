@@ -231,12 +231,13 @@ def run(
       twolayer run examples/sweep_eta.yaml --batch-seeds   # seeds of a point as one batch
       twolayer run big_sweep.yaml --executor dask     # executor.address in the spec
     """
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run (a run's results: twolayer export)")
+    # before the engine is imported: a refusal costs the spec's modules only
+    parsed, runs, memory = _admit(spec, executor, jobs, force)
     from twolayer.experiment.executors import ExecutorError
     from twolayer.experiment.runner import plan_spec, run_spec
 
-    if as_json and not dry_run:
-        raise click.UsageError("--json goes with --dry-run (a run's results: twolayer export)")
-    parsed, runs, memory = _admit(spec, executor, jobs, force)
     if dry_run:
         if isinstance(runs, list):
             plan = plan_spec(parsed, store=store, retry_failed=retry_failed,

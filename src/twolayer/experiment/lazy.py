@@ -20,14 +20,13 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from twolayer.config import RunConfig
 from twolayer.experiment.errors import Problem, SpecError
-from twolayer.experiment.record import Record
 from twolayer.experiment.spec import (
     PathT,
     RunSpec,
@@ -37,6 +36,9 @@ from twolayer.experiment.spec import (
     point_data,
     sweep_key_paths,
 )
+
+if TYPE_CHECKING:  # the record module imports the whole run pipeline: not for a refusal
+    from twolayer.experiment.record import Record
 
 #: Sweeps with more runs than this are resolved lazily (small ones are listed and every point
 #: validated when the spec loads, as before).
