@@ -12,15 +12,19 @@ Claims (docs/recipes/online-sgd-plateau.md):
 - ``plateau-height``: the simulated error on the plateau (median over the records where the
   run's own ODE is within 5% of the fixed point) = the error at the symmetric fixed point of the
   ODEs at the run's learning rate (solved by :func:`plateau_fixed_point`).
-- ``escape-slope``: the simulated escape time (the error falls below half the plateau height)
-  against log(1 / delta_0), delta_0 = |R00 - R01 - R10 + R11| / 2 at initialisation (the
-  unstable, specialising mode of the fixed point): the OLS slope over all runs = the ODEs'
-  d t_escape / d log(1 / delta_0) from the spec's initialisation (:func:`ode_escape_slope`).
 - ``final-error``: the simulated error at the end (mean of the last 5 records) = the ODE's at the
   same times (the asymptotic error of constant-step SGD with label noise, O(lr zeta^2)).
 
 Tolerances: 3 standard errors over the runs plus a finite-size term, both measured on the
 calibration seeds 200-215 in quick mode (module constants below), never on the checked seeds.
+
+Not a claim: the escape time against log(1 / delta_0), delta_0 = |R00 - R01 - R10 + R11| / 2 at
+initialisation. The ODEs give a slope of 17.3 (:func:`ode_escape_slope`); the simulations, whose
+escape is seeded by SGD noise as much as by delta_0 at every d, give 5.9 +- 1.4 over 32 quick
+runs and 6.8 +- 2.0 over 32 full runs. A claim of the ODE's slope was calibrated (seeds
+200-215: 16.3 +- 4.0, a spread of 7.8 between 8-run batches) and then withdrawn: its tolerance
+admitted any slope between -7 and 42 (docs/recipes/online-sgd-plateau.md, "What does not
+hold"). The figure shows the escape times against log(1 / delta_0) with the ODE's line.
 """
 
 from __future__ import annotations
@@ -57,22 +61,16 @@ FINAL_RECORDS = 5
 
 #: Tolerance terms measured on calibration seeds 200-215 (quick mode: four batches of the
 #: recipe's 4 seeds x 2 sizes = 32 runs), never on the checked seeds. Keys: claim id ->
-#: (spread, finite-size term). plateau-height: per-run SD of the plateau error 4.8e-4 and the
+#: (per-run SD, finite-size term). plateau-height: per-run SD of the plateau error 4.8e-4 and the
 #: mean deviation from the fixed point -4.0e-4 (-1.5%: the window catches the plateau on its
 #: way down). final-error: per-run SD of (simulation - ODE) 3.9e-4 (the late escapers at
-#: d = 800 have not settled), mean 1.1e-4. escape-slope: SD of the slope over the four 8-run
-#: batches 7.8 (slopes 21.3, 8.4, 24.7, 24.6: the escape time of one run scatters by ~10-30
-#: around the ODE's, SGD noise seeding the specialisation mode as much as the initial overlap
-#: does), scaled by sqrt(8 / runs); finite-size term 1.0 = |pooled slope 16.3 - ODE 17.3|.
+#: d = 800 have not settled), mean 1.1e-4.
 CALIBRATION = {
     "plateau-height": (4.8e-4, 4.0e-4),
-    "escape-slope": (7.8, 1.0),
     "final-error": (3.9e-4, 1.1e-4),
 }
-#: Runs per calibration batch (the escape-slope spread is that of a slope over this many runs).
-CALIBRATION_RUNS = 8
-#: Initial specialisation overlaps at which the ODE's escape-slope prediction is taken
-#: (log(1/delta_0) = 4 and 6, the middle of the runs' range 3-7).
+#: Initial specialisation overlaps at which the ODE's escape slope is taken (log(1/delta_0) =
+#: 4 and 6, the middle of the runs' range 3-7); drawn in the figure, not claimed.
 SLOPE_DELTAS = (math.exp(-4.0), math.exp(-6.0))
 
 
@@ -199,25 +197,6 @@ def claims(data: RecipeData) -> list[Claim]:
         derivation=f"3 x per-run SD {sd:.2g} / sqrt({n}) + finite-size term {finite:.2g} (the "
         "mean deviation), both on calibration seeds 200-215 (quick mode)"))
 
-    slope, _ = slope_and_se(table["log_inv_delta0"], table["escape_sim"])
-    sd, finite = cal["escape-slope"]
-    spread = sd * math.sqrt(CALIBRATION_RUNS / n)
-    tol = 3 * spread + finite
-    out.append(claim_close(
-        "escape-slope",
-        "escape time (error below half the plateau) against log(1 / delta_0), delta_0 = "
-        "|R00 - R01 - R10 + R11| / 2 at init (the specialisation mode): OLS slope over all "
-        f"{n} runs = the ODEs' d t_escape / d log(1 / delta_0)",
-        slope, theory["slope"], atol=tol,
-        source="the ODEs from the spec's init (Q_0 = w_scale^2 I, R_0 = delta_0 x "
-        "specialisation pattern) at log(1/delta_0) = 4 and 6 (ode_escape_slope); the "
-        f"linearisation at the fixed point gives 1 / rate = {1 / theory['rate']:.3g}, "
-        "smaller, because at lr = 1 the fixed point is also unstable along the symmetric "
-        "manifold (docs/recipes/online-sgd-plateau.md)",
-        derivation=f"3 x (SD of the slope over 8-run calibration batches {sd:.2g} x sqrt(8 / "
-        f"{n})) + finite-size term {finite:.2g} (|pooled calibration slope - ODE|), calibration "
-        "seeds 200-215 (quick mode); a weak claim at quick size (see the page)"))
-
     final = (table["final_sim"] - table["final_ode"]).to_numpy(float)
     sd, finite = cal["final-error"]
     tol = 3 * sd / math.sqrt(n) + finite
@@ -242,8 +221,8 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     theory = theory_of(data.spec)
     table = run_table(data, theory["eg"])
     sizes = sorted(table["d"].unique())
-    fig, axes = plots.figure(2, width=4.8)
-    ax_e, ax_r = axes[0]
+    fig, axes = plots.figure(3, width=4.8)
+    ax_e, ax_r, ax_t = axes[0]
     for k, d in enumerate(sizes):
         for j, (_, row) in enumerate(table[table["d"] == d].iterrows()):
             traj = data.trajectory(row["id"])
@@ -270,13 +249,30 @@ def figures(data: RecipeData, folder: Path) -> list[Path]:
     ax_r.set_xlabel("t = steps x batch / d")
     ax_r.set_ylabel("max_m R_im (each student unit)")
     ax_r.legend(fontsize=6)
+    # escape time against the initial specialisation: simulation, the ODE from each run's own
+    # W_0, and the ODE's slope from the spec's start (not a claim: see the module docstring)
+    for k, d in enumerate(sizes):
+        part = table[table["d"] == d]
+        ax_t.plot(part["log_inv_delta0"], part["escape_sim"], "o", color=f"C{k}", ms=4,
+                  label=f"simulation, d = {d:g}")
+        ax_t.plot(part["log_inv_delta0"], part["escape_ode"], "x", color=f"C{k}", ms=5,
+                  label=f"ODE from the run's W_0, d = {d:g}")
+    x = np.array([table["log_inv_delta0"].min(), table["log_inv_delta0"].max()])
+    centre = np.mean(table["escape_ode"] - theory["slope"] * table["log_inv_delta0"])
+    ax_t.plot(x, centre + theory["slope"] * x, "k--", lw=1.0,
+              label=f"ODE slope {theory['slope']:.3g}")
+    sim_slope, sim_se = slope_and_se(table["log_inv_delta0"], table["escape_sim"])
+    ax_t.set_title(f"simulated slope {sim_slope:.3g} +- {sim_se:.2g}", fontsize=8)
+    ax_t.set_xlabel("log(1 / delta_0), delta_0 = |R00 - R01 - R10 + R11| / 2 at init")
+    ax_t.set_ylabel("escape time (eps_g < plateau / 2)")
+    ax_t.legend(fontsize=6)
     return [plots.save(fig, folder, "error_and_overlaps")]
 
 
 RECIPE = Recipe(
     name="online-sgd-plateau",
     title="online SGD, erf committee machine K = M = 2: plateau at the symmetric fixed point, "
-    "escape time ~ log(1/initial overlap) / rate, final error, simulation vs ODE at two sizes",
+    "escape, final error, simulation vs ODE at two sizes",
     paper="Saad & Solla, On-line learning in soft committee machines (PRE 1995); Biehl, Riegler "
     "& Wohler (J. Phys. A 1996); Goldt, Advani, Saxe, Krzakala & Zdeborova, Dynamics of "
     "stochastic gradient descent for two-layer neural networks in the teacher-student setup "
