@@ -225,7 +225,11 @@ def _spectrum(W0: np.ndarray, v: np.ndarray, beta: np.ndarray, c_w: float) -> An
 
 @register_measurement("spiked_rf_theory", check=_check)
 def spiked_rf_theory(
-    ctx: MeasureContext, random_features: bool = False, n_k: int = 80, tol: float = 1e-8
+    ctx: MeasureContext,
+    random_features: bool = False,
+    n_k: int = 80,
+    tol: float = 1e-8,
+    spectrum: bool = False,
 ) -> dict[str, Any]:
     """Cui et al. (2024) prediction of the readout's test MSE for this run's W_0 and target.
 
@@ -250,6 +254,12 @@ def spiked_rf_theory(
         Gauss–Hermite nodes over the spike coordinate.
     tol : float
         Tolerance of the fixed-point iteration.
+    spectrum : bool
+        Also store the spectral data the prediction used, at unit bulk scale (W = W_0):
+        ``spectrum_D``, ``spectrum_F``, ``spectrum_H``, each (p,) (:class:`SpikedRFSpectrum`;
+        at bulk scale c_W all three are multiplied by c_W^2). With them the equations can be
+        solved again for other (r, alpha) on this run's W_0 and spike direction without
+        rebuilding either from the random streams.
 
     Returns
     -------
@@ -257,7 +267,8 @@ def spiked_rf_theory(
         ``test_mse`` (smallest over the lambda grid, as ``readout.test_mse``), ``test_mse_path``
         (L,) when several lambdas; ``r``, ``c_w``, ``gamma``; ``converged`` (1 or 0: 0 means a
         point did not converge and is NaN); with ``random_features``: ``rf_test_mse`` (and
-        ``rf_test_mse_path``).
+        ``rf_test_mse_path``); with ``spectrum``: ``spectrum_D``, ``spectrum_F``,
+        ``spectrum_H``.
     """
     config = ctx.config
     readout = config.readout
@@ -304,5 +315,9 @@ def spiked_rf_theory(
         out["rf_test_mse"] = float(np.nanmin(rf)) if np.any(np.isfinite(rf)) else float("nan")
         if lams.size > 1:
             out["rf_test_mse_path"] = rf
+    if spectrum:  # D, F and H are each c_W^2 times those of W_0: no second eigh
+        used, scale = _spectrum(W0, v, beta[0], params.c_w), params.c_w**2
+        out.update(spectrum_D=used.D / scale, spectrum_F=used.F / scale,
+                   spectrum_H=used.H / scale)
     out["converged"] = float(ok)
     return out

@@ -20,10 +20,7 @@ import pandas as pd
 
 from twolayer import plots
 from twolayer.activations import get_activation
-from twolayer.backend import Backend, RunStreams
-from twolayer.config import RunConfig
 from twolayer.measure.spiked_rf import solve_with_fallback
-from twolayer.pipeline import build_student, build_teacher
 from twolayer.plots import mean_and_sem
 from twolayer.recipes.base import (
     Claim,
@@ -34,8 +31,7 @@ from twolayer.recipes.base import (
     claim_less,
     claim_true,
 )
-from twolayer.theory.spiked_rf import SpikedRFParameters, SpikedRFSpectrum, spiked_rf_spectrum
-from twolayer.train.spiked import SPIKE_STREAM, spike_direction
+from twolayer.theory.spiked_rf import SpikedRFParameters, SpikedRFSpectrum
 
 ERR = "readout.test_mse"
 RF = "random_features.test_mse"
@@ -231,20 +227,30 @@ def _alpha_of(sweep: pd.DataFrame) -> float:
 def run_spectra(
     data: RecipeData, seeds: list[int], gamma: float, c_w: float
 ) -> list[SpikedRFSpectrum]:
-    """Spectral data of the runs' own realisations, one per seed: W_0 and the teacher direction
-    rebuilt by the engine from the seed's streams ("init", "teacher"; they depend on nothing
-    else), v drawn again from the stream "spike" as the ``spiked`` protocol does. So the curves
-    drawn from them pass through the ``spiked_rf_theory`` values stored by the runs."""
-    s = data.spec
-    config = RunConfig.model_validate({"teacher": s["teacher"], "student": s["student"]})
+    """Spectral data of the runs' own realisations, one per seed, at bulk scale ``c_w``: read from
+    the arrays ``spiked_rf_theory`` stored (``spectrum: true``; W_0, the teacher direction and
+    the spike direction v the ``spiked`` protocol drew, at unit bulk scale) of a run of that seed
+    with this ``gamma``, so nothing is rebuilt from the random streams. The curves drawn from
+    them pass through the ``spiked_rf_theory`` values stored by the runs."""
+    done = data.done
+    d = int(data.spec["teacher"]["d"])
+    scale = c_w**2
     out = []
     for seed in seeds:
-        streams = RunStreams(int(seed))
-        teacher = build_teacher(config, streams)
-        W0 = np.asarray(build_student(config, streams, Backend()).W, dtype=np.float64)
-        beta = np.asarray(teacher.directions[0], dtype=np.float64)
-        v = spike_direction(beta, gamma, W0.shape[1], streams.generator(SPIKE_STREAM))
-        out.append(spiked_rf_spectrum(W0, v, beta, c_w))
+        runs = done[(done["seed"] == seed)
+                    & np.isclose(done["spiked_rf_theory.gamma"], gamma, rtol=0, atol=1e-12)]
+        for run_id in runs["id"]:
+            arrays = data.arrays(run_id)
+            if "spiked_rf_theory.spectrum_D" in arrays:
+                out.append(SpikedRFSpectrum(
+                    D=arrays["spiked_rf_theory.spectrum_D"] * scale,
+                    F=arrays["spiked_rf_theory.spectrum_F"] * scale,
+                    H=arrays["spiked_rf_theory.spectrum_H"] * scale,
+                    p=len(arrays["spiked_rf_theory.spectrum_D"]), d=d))
+                break
+        else:
+            raise ValueError(f"no run of seed {seed} with gamma = {gamma} stored the spectral "
+                             "data (measurement spiked_rf_theory with spectrum: true)")
     return out
 
 
