@@ -8,7 +8,8 @@ random-features baseline on the same W_0 and readout batch), and the sRF at alph
 of spike strengths r. The theory (measurement ``spiked_rf_theory``) is computed in each sRF run
 for that run's W_0, v and target, and plain Gaussian equivalence given W_1 (``ridge_theory``) in
 each network run; the claims compare means over seeds. The figures draw the same
-theory on a dense grid for the runs' own W_0 (rebuilt from their seeds) averaged over seeds.
+theory on a dense grid for the runs' own W_0 (from the spectral data the runs stored),
+averaged over seeds.
 """
 
 from __future__ import annotations
