@@ -27,15 +27,10 @@ from pydantic import ValidationError
 
 from twolayer.config import RunConfig
 from twolayer.experiment.errors import Problem, SpecError
-from twolayer.experiment.spec import (
-    PathT,
-    RunSpec,
-    Spec,
-    _resolve,
-    _translate,
-    point_data,
-    sweep_key_paths,
-)
+from twolayer.experiment.paths import PathT
+from twolayer.experiment.spec import RunSpec, Spec, _resolve
+from twolayer.experiment.spec_errors import _translate
+from twolayer.experiment.sweeps import point_data, sweep_key_paths
 
 if TYPE_CHECKING:  # the record module imports the whole run pipeline: not for a refusal
     from twolayer.experiment.record import Record

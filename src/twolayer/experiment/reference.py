@@ -18,7 +18,8 @@ from pydantic_core import PydanticUndefined
 
 from twolayer.activations import ACTIVATIONS
 from twolayer.config import RunConfig, protocol_configs
-from twolayer.experiment.spec import RUN_SECTIONS, Spec, _unwrap
+from twolayer.experiment.paths import _unwrap
+from twolayer.experiment.spec import RUN_SECTIONS, Spec
 from twolayer.teachers import TEACHERS
 
 _HEADER = """\

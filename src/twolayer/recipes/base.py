@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from twolayer.experiment import load_arrays, load_trajectory, parse_key
+from twolayer.experiment.paths import set_path
 from twolayer.plots import mean_and_sem
 
 #: The kinds of claim (docs/recipes/README.md, "The claim standard"): an ``equality`` with a
@@ -244,11 +245,7 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         head, tail = key.split("/", 1)
         data.setdefault(head, {})[tail] = copy.deepcopy(value)
         return
-    path = parse_key(key)
-    node: Any = data
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = copy.deepcopy(value)
+    set_path(data, parse_key(key), value)  # strict: every key on the way exists in the spec
 
 
 def finite_mean(values: Sequence[float]) -> float:
