@@ -94,7 +94,7 @@ def test_report_text_gives_counts_in_words_versions_spec_and_times(tmp_path):
     write_summary(result, "a demo recipe", "Someone (2024)")
     page = (tmp_path / "report.html").read_text()
     assert "30 runs: 28 done, 2 diverged" in page and "{'done'" not in page
-    assert re.search(r"twolayer \S+, numpy \S+, scipy \S+", page)
+    assert re.search(r"twolayer \S+( \(git [^)]*\))?, numpy \S+, scipy \S+", page)
     assert "40.0 s of compute" in page and "12.5 s wall time" in page
     assert "single_index" in page and (tmp_path / "spec.yaml").exists()
     summary = (tmp_path / "summary.md").read_text()

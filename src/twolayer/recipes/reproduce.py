@@ -226,18 +226,18 @@ def _spec_yaml(spec: dict[str, Any]) -> str:
 
 
 def library_versions() -> str:
-    """``twolayer 0.1.0, numpy 2.1.0, scipy 1.14.1, matplotlib 3.9.2, python 3.11.9``: the
-    versions of the process that writes the report."""
-    import platform
+    """``twolayer 0.1.0 (git 1a2b3c4d5e), numpy 2.1.0, scipy 1.14.1, python 3.11.9, matplotlib
+    3.9.2``: the versions of the process that writes the report (the provenance module's
+    description of this environment, plus matplotlib, which draws the figures)."""
     from importlib import metadata
 
-    parts = []
-    for name in ("twolayer", "numpy", "scipy", "pandas", "matplotlib"):
-        try:
-            parts.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{name} (not installed)")
-    return ", ".join([*parts, f"python {platform.python_version()}"])
+    from twolayer.experiment.provenance import describe, environment
+
+    try:
+        drawing = f"matplotlib {metadata.version('matplotlib')}"
+    except metadata.PackageNotFoundError:
+        drawing = "matplotlib (not installed)"
+    return f"{describe(environment(), ('numpy', 'scipy', 'python'))}, {drawing}"
 
 
 #: The resolution figures are saved at (twolayer.plots.save): a PNG shown at its natural width is
