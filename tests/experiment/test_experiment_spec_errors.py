@@ -131,3 +131,17 @@ def test_literal_error_message_and_context():
         ("executor.kind",
          "got 'dusk'; expected 'serial', 'local', 'dask' or 'slurm' (did you mean 'dask'?)")
     ]
+
+
+def test_a_scalar_that_fails_every_arm_of_a_union_is_named_by_its_key_alone():
+    # seeds: x fails both arms of int | list[int]; pydantic locates each at ('seeds', tag). The
+    # message names the key the user wrote, not pydantic's tag (it said seeds.constrained-int).
+    from twolayer.experiment.errors import SpecError
+    from twolayer.experiment.spec import load_spec
+
+    spec = {"name": "a", "seeds": "x", "teacher": {"name": "single_index", "d": 10},
+            "student": {"N": 10}}
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    lines = str(info.value).splitlines()[1:]
+    assert lines and all(line.startswith("  - seeds: got 'x'") for line in lines), lines

@@ -57,7 +57,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
             out.append(part)
             cur = cur[part] if -len(cur) <= part < len(cur) else None
             continue
-        if isinstance(part, str) and _looks_like_tag(part) and not last and cur is not None:
+        # a tag after a value that is not a mapping cannot be one of its keys, last or not
+        # (``seeds: x`` fails the union's int and list[int] arms at ('seeds', tag))
+        if isinstance(part, str) and _looks_like_tag(part) and cur is not None:
             continue
         out.append(part)
         cur = None
