@@ -76,7 +76,7 @@ def test_save_writes_png_and_pdf(tmp_path) -> None:
     assert png.stat().st_size > 0 and (tmp_path / "figs" / "demo.pdf").stat().st_size > 0
 
 
-def test_standard_figures_draw_theory_predictions_as_lines(tmp_path, monkeypatch):
+def test_standard_figures_draw_theory_predictions_as_lines(tmp_path, drawn_figures):
     from twolayer.experiment import run_spec
     from twolayer.plots import standard
 
@@ -94,13 +94,7 @@ def test_standard_figures_draw_theory_predictions_as_lines(tmp_path, monkeypatch
         "store": str(tmp_path / "s.sqlite"),
     }
     run_spec(spec)
-    drawn: dict[str, object] = {}
-
-    def keep(fig, folder, stem):
-        drawn[stem] = fig
-        return tmp_path / f"{stem}.png"
-
-    monkeypatch.setattr(standard.plots, "save", keep)
+    drawn = drawn_figures
     standard.plot_store(tmp_path / "s.sqlite", tmp_path)
     ax = drawn["theory_lines_errors"].axes[0]
     theory, readout = METRICS["ridge_theory.test_mse"], METRICS["readout.test_mse"]

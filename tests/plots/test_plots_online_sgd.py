@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 
-def test_trajectory_figure_draws_the_ode_dashed(tmp_path, monkeypatch):
+def test_trajectory_figure_draws_the_ode_dashed(tmp_path, drawn_figures):
     from twolayer.experiment import load, load_arrays, run_spec
     from twolayer.plots import standard
 
@@ -27,13 +27,7 @@ def test_trajectory_figure_draws_the_ode_dashed(tmp_path, monkeypatch):
         "store": str(tmp_path / "o.sqlite"),
     }
     run_spec(spec)
-    drawn: dict[str, object] = {}
-
-    def keep(fig, folder, stem):
-        drawn[stem] = fig
-        return tmp_path / f"{stem}.png"
-
-    monkeypatch.setattr(standard.plots, "save", keep)
+    drawn = drawn_figures
     standard.plot_store(tmp_path / "o.sqlite", tmp_path)
     fig = drawn["ode_lines_trajectories"]
     ax = fig.axes[0]  # the column the ODE predicts comes first
