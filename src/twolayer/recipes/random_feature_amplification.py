@@ -64,15 +64,39 @@ def median_relative_se(n: int) -> float:
     return 0.5 / (density * math.sqrt(n)) / t
 
 
-# Finite-size terms, measured at the quick size on the calibration seeds 200-203 (twolayer
-# reproduce random-feature-amplification --quick --seeds 200), never on the seeds the claims are
-# checked on (docs/recipes/random-feature-amplification.md, "Calibration"): the largest
-# calibration deviation, rounded up to one significant digit. The full mode uses the same
-# terms (not calibrated apart).
-EXCESS_FINITE = 0.004  # test error above p + (1-2p) e_clean at p <= 0.2: at most 0.0033 seen
-LINEAR_FINITE = 0.0005  # linear classifier with an intercept, |err - 1/2|: 0.0005 seen
-SLOPE_FINITE = 0.008  # slope of the test error in p minus 1 - 2 e_clean: 0.0075 seen
-CALIBRATION = "calibration seeds 200-203 at the quick size (largest deviation, rounded up)"
+# Finite-size terms per mode (True: quick, False: full): for each quantity the upper 95% bound
+# |bias| + 2 SE of its mean deviation from the closed form over 12 calibration seeds of that
+# mode (200-211: twolayer reproduce random-feature-amplification [--quick] --seeds 200, 204,
+# 208), rounded up to two significant digits; no claim is checked on those seeds
+# (scripts/calibration/finite_terms.py prints them from finite_size_deviations;
+# docs/recipes/random-feature-amplification.md, "Calibration"). Before, both modes used the
+# largest deviation on the quick seeds 200-203 alone (0.004, 0.0005, 0.008): the 12 quick seeds
+# include two whose training fell short (seed 210: +0.114 at p = 0.15; seed 204: slope +0.42),
+# so the quick terms at p = 0.15 and of the slope grew; the full ones are measured at full size.
+#: test error - (p + (1-2p) e_clean), per p <= P_MODERATE (the larger over the two flip kinds)
+EXCESS_FINITE = {
+    True: {0.05: 0.0033, 0.15: 0.033},
+    False: {0.0: 0.0, 0.05: 0.0015, 0.1: 0.0028, 0.15: 0.005, 0.2: 0.012},
+}
+#: linear classifier with an intercept, err - 1/2
+LINEAR_FINITE = {True: 0.003, False: 0.002}
+#: slope of the test error in p minus 1 - 2 e_clean. Claimed only with at least SLOPE_MIN_RATES
+#: moderate noise rates (full mode: 5). The quick grid has two (0.05, 0.15): its calibrated term,
+#: 0.23, plus 3 sem reached 1.0 on a fresh range, a tolerance a flat error curve would pass, so
+#: the quick slope is an observation (the page, "What does not hold").
+SLOPE_FINITE = {True: 0.23, False: 0.028}
+SLOPE_MIN_RATES = 3
+CALIBRATION = {
+    True: "quick-mode calibration seeds 200-211 (|bias| + 2 SE)",
+    False: "full-mode calibration seeds 200-211 (|bias| + 2 SE)",
+}
+
+
+def excess_finite(quick: bool, p: float) -> float:
+    """The finite-size term of the test error at noise rate p (the largest calibrated one for a
+    p the calibration did not run)."""
+    terms = EXCESS_FINITE[quick]
+    return terms.get(round(float(p), 6), max(terms.values()))
 
 
 def _seed_stats(frame: pd.DataFrame, column: str) -> tuple[float, float, int]:
@@ -83,11 +107,52 @@ def _seed_stats(frame: pd.DataFrame, column: str) -> tuple[float, float, int]:
     return float(per_seed.mean()), sem, k
 
 
+def _per_seed_slopes(data: RecipeData) -> tuple[list[float], pd.Series]:
+    """The moderate noise rates of the random-flip runs and, per seed, the slope of its least-
+    squares line of test error against p over them (empty with fewer than two rates)."""
+    done = data.done
+    rand = done[(done[KIND] == "random") & (done[P] <= P_MODERATE)]
+    ps = sorted(float(p) for p in rand[P].unique())
+    if len(ps) < 2:
+        return ps, pd.Series(dtype=float)
+    table = rand.pivot_table(index="seed", columns=P, values="network.test_err01")
+    return ps, pd.Series({int(seed): float(np.polyfit(ps, row.to_numpy(), 1)[0])
+                          for seed, row in table.iterrows()}).rename_axis("seed")
+
+
+def _clean_error(data: RecipeData) -> float:
+    t = data.spec["teacher"]
+    return xor_bayes_error(t["mu_norm"] / t.get("noise", 1.0), 0.0)
+
+
+def finite_size_deviations(data: RecipeData) -> dict[str, pd.Series]:
+    """Per seed, the deviation from its closed form of each quantity an equality claim averages
+    over seeds: ``excess-<kind>-p<p>`` (test error - (p + (1-2p) e_clean), p <= P_MODERATE),
+    ``linear`` (the linear classifier's test error - 1/2, mean over the seed's runs) and
+    ``slope`` (the seed's slope in p - (1 - 2 e_clean))."""
+    done = data.done
+    out: dict[str, pd.Series] = {}
+    for kind in sorted(done[KIND].unique()):
+        for p in sorted(done.loc[done[KIND] == kind, P].unique()):
+            if p <= P_MODERATE:
+                part = done[(done[KIND] == kind) & (done[P] == p)]
+                out[f"excess-{kind}-p{p:g}"] = (part.groupby("seed")["network.test_err01"].mean()
+                                                - reference_error(data, p, kind))
+    linear = done.groupby("seed")["linear.test_err01"].mean()
+    out["linear"] = linear - xor_homogeneous_linear_error()
+    _, slopes = _per_seed_slopes(data)
+    if len(slopes):
+        out["slope"] = slopes - (1.0 - 2.0 * _clean_error(data))
+    return out
+
+
 def claims(data: RecipeData) -> list[Claim]:
     d = int(data.spec["teacher"]["d"])
-    t = data.spec["teacher"]
-    clean = xor_bayes_error(t["mu_norm"] / t.get("noise", 1.0), 0.0)
+    clean = _clean_error(data)
     done = data.done
+    quick = bool(data.quick)
+    calibration = CALIBRATION[quick]
+    n_test = int(data.spec["evaluate"]["n_test"])
     out: list[Claim] = []
     for kind in sorted(done[KIND].unique()):
         worst, ok, parts = 0.0, True, []
@@ -97,7 +162,9 @@ def claims(data: RecipeData) -> list[Claim]:
             mean, sem, _ = _seed_stats(done[(done[KIND] == kind) & (done[P] == p)],
                                        "network.test_err01")
             dev = mean - reference_error(data, p, kind)
-            tol = 3 * sem + EXCESS_FINITE
+            # one test point (1/n_test) is the resolution of a measured error: at p = 0 the
+            # calibration saw no deviation at all
+            tol = 3 * sem + max(excess_finite(quick, p), 1.0 / n_test)
             ok = ok and abs(dev) <= tol
             worst = max(worst, abs(dev) / tol)
             parts.append(f"p = {p:g}: {dev:+.4f} (tol {tol:.4f})")
@@ -110,11 +177,12 @@ def claims(data: RecipeData) -> list[Claim]:
                 worst,
                 ok,
                 "p + (1-2p) e_Bayes,clean (deviation / tolerance <= 1)",
-                f"3 sem over seeds + {EXCESS_FINITE:g}",
+                "3 sem over seeds + the calibrated term of each p",
                 source="closed form: twolayer.theory.xor.xor_bayes_error(||mu||, p) from the "
                 "spec (the error of the clean Bayes rule, the limit of Frei et al.)",
                 derivation="3 standard errors over seeds (per p) + a finite-size excess term "
-                f"{EXCESS_FINITE:g} measured on the {CALIBRATION}",
+                "per p (" + ", ".join(f"{p:g}: {t:g}" for p, t in EXCESS_FINITE[quick].items())
+                + f"; at least one test point, 1/n_test) measured on the {calibration}",
             )
         )
     mean, sem, k = _seed_stats(done, "linear.test_err01")
@@ -125,20 +193,17 @@ def claims(data: RecipeData) -> list[Claim]:
             f"(mean over every run, {k} seeds) = 1/2",
             mean,
             xor_homogeneous_linear_error(),
-            atol=3 * sem + LINEAR_FINITE,
+            atol=3 * sem + LINEAR_FINITE[quick],
             source="closed form: a homogeneous linear classifier has error exactly 1/2 on XOR "
             "(x -> -x maps each class onto itself); twolayer.theory.xor",
             derivation=f"3 sem over seeds ({3 * sem:.3g}) + the intercept's finite-sample term "
-            f"{LINEAR_FINITE:g} measured on the {CALIBRATION}",
+            f"{LINEAR_FINITE[quick]:g} measured on the {calibration}",
         )
     )
-    rand = done[(done[KIND] == "random") & (done[P] <= P_MODERATE)]
-    ps = sorted(float(p) for p in rand[P].unique())
-    if len(ps) >= 2:
-        table = rand.pivot_table(index="seed", columns=P, values="network.test_err01")
-        slopes = [float(np.polyfit(ps, row.to_numpy(), 1)[0]) for _, row in table.iterrows()]
-        slope = float(np.mean(slopes))
-        sem = float(np.std(slopes, ddof=1) / math.sqrt(len(slopes)))
+    ps, slopes = _per_seed_slopes(data)
+    if len(ps) >= SLOPE_MIN_RATES:
+        slope = float(slopes.mean())
+        sem = float(slopes.std(ddof=1) / math.sqrt(len(slopes)))
         out.append(
             claim_close(
                 "error-tracks-p",
@@ -146,11 +211,11 @@ def claims(data: RecipeData) -> list[Claim]:
                 "each seed's fit) = 1 - 2 e_clean",
                 slope,
                 1.0 - 2.0 * clean,
-                atol=3 * sem + SLOPE_FINITE,
+                atol=3 * sem + SLOPE_FINITE[quick],
                 source="closed form: d/dp [p + (1-2p) e_clean] from the spec's ||mu||",
                 derivation=f"3 sem of the per-seed slopes ({3 * sem:.3g}) + finite-size term "
-                f"{SLOPE_FINITE:g} (the excess's change with p) measured on the "
-                f"{CALIBRATION}",
+                f"{SLOPE_FINITE[quick]:g} (the excess's change with p) measured on the "
+                f"{calibration}",
             )
         )
     per_seed = done.groupby("seed")[f"train.final_{ALIGN}.init_cos_q50"].mean().astype(float)
