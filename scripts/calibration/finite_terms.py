@@ -18,16 +18,12 @@ only what the size leaves systematic).
 
 from __future__ import annotations
 
-import glob
 import importlib
 import math
 import sys
 
 import pandas as pd
-
-from twolayer.experiment.results import load
-from twolayer.recipes import RECIPES
-from twolayer.recipes.base import RecipeData
+from stores import calibration_data
 
 
 def round_up(x: float) -> float:
@@ -38,25 +34,19 @@ def round_up(x: float) -> float:
     return math.ceil(round(x / scale, 9)) * scale
 
 
-def pooled_deviations(name: str, quick: bool, stores: list[str]) -> dict[str, pd.Series]:
-    """Each quantity's per-seed deviations, concatenated over the stores."""
-    recipe = RECIPES.get(name)
+def pooled_deviations(name: str, mode: str, pattern: str) -> dict[str, pd.Series]:
+    """Each quantity's per-seed deviations, concatenated over the stores matching pattern."""
     module = importlib.import_module(f"twolayer.recipes.{name.replace('-', '_')}")
-    spec = recipe.spec(quick=quick)
     pooled: dict[str, list[pd.Series]] = {}
-    for store in stores:
-        data = RecipeData(frame=load(store), store=store, quick=quick, spec=spec)
+    for data in calibration_data(name, mode, pattern):
         for key, series in module.finite_size_deviations(data).items():
             pooled.setdefault(key, []).append(series)
     return {key: pd.concat(parts) for key, parts in pooled.items()}
 
 
 def main(name: str, mode: str, pattern: str) -> None:
-    stores = sorted(glob.glob(pattern))
-    if not stores:
-        raise SystemExit(f"no store matches {pattern!r}")
-    pooled = pooled_deviations(name, mode == "quick", stores)
-    print(f"{name}, {mode} mode, {len(stores)} stores")
+    pooled = pooled_deviations(name, mode, pattern)
+    print(f"{name}, {mode} mode, stores {pattern!r}")
     print(f"{'quantity':<24} {'seeds':>5} {'bias':>10} {'SD':>9} {'SE':>9} "
           f"{'|bias|+2SE':>10} {'term':>8}")
     for key, series in pooled.items():

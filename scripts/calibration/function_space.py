@@ -10,25 +10,17 @@ c >= 8), their mean deviation from 1 (bias) and per-seed SD.
 
 from __future__ import annotations
 
-import glob
 import sys
 
 import pandas as pd
+from stores import calibration_data
 
-from twolayer.experiment.results import load
-from twolayer.recipes import RECIPES
-from twolayer.recipes.base import RecipeData
 from twolayer.recipes.function_space import ETA, LARGE, rq_prediction
 
 
 def main(mode: str, pattern: str) -> None:
-    spec = RECIPES.get("function-space").spec(quick=mode == "quick")
-    stores = sorted(glob.glob(pattern))
-    if not stores:
-        raise SystemExit(f"no store matches {pattern!r}")
     frames = []
-    for store in stores:
-        data = RecipeData(frame=load(store), store=store, quick=mode == "quick", spec=spec)
+    for data in calibration_data("function-space", mode, pattern):
         done = data.done
         frames.append(done.assign(ratio=done["function_space.rq_target1"]
                                   / rq_prediction(data, done)))

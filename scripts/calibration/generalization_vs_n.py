@@ -13,24 +13,16 @@ store (each a block of the recipe's seed count), to show the spread the claim's 
 
 from __future__ import annotations
 
-import glob
 import sys
 
 import pandas as pd
+from stores import calibration_data
 
-from twolayer.experiment.results import load
-from twolayer.recipes import RECIPES
-from twolayer.recipes.base import RecipeData
 from twolayer.recipes.generalization_vs_n import _table, gap_slope
 
 
 def main(mode: str, pattern: str) -> None:
-    quick = mode == "quick"
-    spec = RECIPES.get("generalization-vs-n").spec(quick=quick)
-    stores = sorted(glob.glob(pattern))
-    if not stores:
-        raise SystemExit(f"no store matches {pattern!r}")
-    frames = [_table(RecipeData(frame=load(s), store=s, quick=quick, spec=spec)) for s in stores]
+    frames = [_table(data) for data in calibration_data("generalization-vs-n", mode, pattern)]
     pooled = pd.concat(frames, ignore_index=True)
     for d in sorted(pooled["d"].unique()):
         slope, se, ns = gap_slope(pooled[pooled["d"] == d])

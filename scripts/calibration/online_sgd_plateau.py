@@ -13,27 +13,19 @@ error.
 
 from __future__ import annotations
 
-import glob
 import math
 import sys
 
 import pandas as pd
+from stores import calibration_data
 
-from twolayer.experiment.results import load
-from twolayer.recipes import RECIPES
-from twolayer.recipes.base import RecipeData
 from twolayer.recipes.online_sgd_plateau import run_table, theory_of
 
 
 def main(mode: str, pattern: str) -> None:
-    quick = mode == "quick"
-    spec = RECIPES.get("online-sgd-plateau").spec(quick=quick)
-    stores = sorted(glob.glob(pattern))
-    if not stores:
-        raise SystemExit(f"no store matches {pattern!r}")
-    plateau = theory_of(spec)["eg"]
-    table = pd.concat([run_table(RecipeData(frame=load(s), store=s, quick=quick, spec=spec),
-                                 plateau) for s in stores], ignore_index=True)
+    runs = calibration_data("online-sgd-plateau", mode, pattern)
+    plateau = theory_of(runs[0].spec)["eg"]
+    table = pd.concat([run_table(data, plateau) for data in runs], ignore_index=True)
     for name, dev in (("plateau-height", table["plateau_sim"] - plateau),
                       ("final-error", table["final_sim"] - table["final_ode"])):
         sd = float(dev.std(ddof=1))

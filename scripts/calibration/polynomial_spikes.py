@@ -16,15 +16,12 @@ counting from the spec alone, per spike well clear of the bulk).
 
 from __future__ import annotations
 
-import glob
 import sys
 
 import numpy as np
 import pandas as pd
+from stores import calibration_data
 
-from twolayer.experiment.results import load
-from twolayer.recipes import RECIPES
-from twolayer.recipes.base import RecipeData
 from twolayer.recipes.polynomial_spikes import (
     _setting,
     polynomial_spike_strengths,
@@ -33,14 +30,8 @@ from twolayer.recipes.polynomial_spikes import (
 
 
 def main(mode: str, pattern: str) -> None:
-    quick = mode == "quick"
-    spec = RECIPES.get("polynomial-spikes").spec(quick=quick)
-    stores = sorted(glob.glob(pattern))
-    if not stores:
-        raise SystemExit(f"no store matches {pattern!r}")
     tables, setting = [], None
-    for store in stores:
-        data = RecipeData(frame=load(store), store=store, quick=quick, spec=spec)
+    for data in calibration_data("polynomial-spikes", mode, pattern):
         tables.append(spike_table(data))
         setting = _setting(data)
     table = pd.concat(tables, ignore_index=True)

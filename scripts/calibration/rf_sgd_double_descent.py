@@ -13,29 +13,20 @@ the widths of |mean relative error| (the finite-size term), with that mean's sta
 
 from __future__ import annotations
 
-import glob
 import math
 import sys
 
 import numpy as np
 import pandas as pd
+from stores import calibration_data
 
-from twolayer.experiment.results import load
-from twolayer.recipes import RECIPES
-from twolayer.recipes.base import RecipeData
 from twolayer.recipes.rf_sgd_double_descent import AWAY, _sizes, relative_errors
 
 
 def main(mode: str, pattern: str) -> None:
-    quick = mode == "quick"
-    spec = RECIPES.get("rf-sgd-double-descent").spec(quick=quick)
-    stores = sorted(glob.glob(pattern))
-    if not stores:
-        raise SystemExit(f"no store matches {pattern!r}")
     tables: dict[str, list[pd.DataFrame]] = {}
     n = None
-    for store in stores:
-        data = RecipeData(frame=load(store), store=store, quick=quick, spec=spec)
+    for data in calibration_data("rf-sgd-double-descent", mode, pattern):
         _, n, _ = _sizes(data)
         for curve, table in relative_errors(data).items():
             tables.setdefault(curve, []).append(table)

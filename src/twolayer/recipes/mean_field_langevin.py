@@ -139,20 +139,20 @@ CALIBRATION = {
 }
 
 
+def _excess_at(runs: pd.DataFrame, Nv: int, n0: int) -> pd.Series:
+    """Excess test MSE of the runs at width Nv and n = n0, indexed by (d, seed)."""
+    frame = runs[(runs["N"] == Nv) & (runs["n"] == n0)]
+    return frame.set_index(["d", "seed"])["excess"]
+
+
 def _one_over_N_combination(
     runs: pd.DataFrame, n0: int, Ns: list[int]
 ) -> tuple[pd.Series, float]:
     """Paired over (d, seed): excess(N_mid) - excess(N_max) - r [excess(N_min) - excess(N_max)],
     r = (1/N_mid - 1/N_max) / (1/N_min - 1/N_max); 0 if the excess is a + c/N."""
-
-    def excess_at(Nv: int) -> pd.Series:
-        frame = runs[(runs["N"] == Nv) & (runs["n"] == n0)]
-        return frame.set_index(["d", "seed"])["excess"]
-
-    lo_N, mid_N, hi_N = Ns[0], Ns[-2], Ns[-1]
-    r = (1 / mid_N - 1 / hi_N) / (1 / lo_N - 1 / hi_N)
-    shape = excess_at(mid_N) - excess_at(hi_N) - r * (excess_at(lo_N) - excess_at(hi_N))
-    return shape.dropna(), r
+    lo, mid, hi = (_excess_at(runs, Nv, n0) for Nv in (Ns[0], Ns[-2], Ns[-1]))
+    r = (1 / Ns[-2] - 1 / Ns[-1]) / (1 / Ns[0] - 1 / Ns[-1])
+    return (mid - hi - r * (lo - hi)).dropna(), r
 
 
 def _large_n_points(runs: pd.DataFrame, n0: int, N0: int) -> list[tuple[int, int]]:
@@ -261,12 +261,8 @@ def claims(data: RecipeData) -> list[Claim]:
                 )
             )
 
-    def excess_at(Nv: int) -> pd.Series:
-        frame = runs[(runs["N"] == Nv) & (runs["n"] == n0)]
-        return frame.set_index(["d", "seed"])["excess"]
-
     lo_N, mid_N, hi_N = Ns[0], Ns[-2], Ns[-1]
-    effect = (excess_at(lo_N) - excess_at(hi_N)).dropna()
+    effect = (_excess_at(runs, lo_N, n0) - _excess_at(runs, hi_N, n0)).dropna()
     out.append(
         claim_greater(
             "test-error-decreases-with-N",
