@@ -137,9 +137,8 @@ def _logistic_ratios(runs: list[tuple[pd.Series, pd.DataFrame]]) -> dict[str, pd
 
 
 def finite_size_deviations(data: RecipeData) -> dict[str, pd.Series]:
-    """Per seed, L(T) / L(T/2) - 1/2 for GD and SGD with the logistic loss: the bias that the
-    finite-time term of ``logistic_ratio_prediction`` covers (keys ``logistic-GD``,
-    ``logistic-SGD``)."""
+    """Per seed, L(T) / L(T/2) - 1/2 for GD and SGD with the logistic loss (keys
+    ``logistic-GD``, ``logistic-SGD``): what LOGISTIC_FINITE is measured on."""
     expected, _ = logistic_ratio_prediction(int(data.spec["train"]["steps"]))
     return {f"logistic-{label}": ratios - expected
             for label, ratios in _logistic_ratios(_runs(data)).items()}
