@@ -10,8 +10,12 @@ import pytest
 import scipy.special
 from recipe_checks import check_quick_mode
 
+from twolayer.recipes import RECIPES
 from twolayer.recipes.random_feature_amplification import (
+    EXCESS_FINITE,
     MEDIAN_MAX_ABS2,
+    P_MODERATE,
+    P,
     init_median_cos,
     median_relative_se,
 )
@@ -33,3 +37,12 @@ def test_median_of_max_abs_and_its_standard_error():
 def test_random_feature_amplification_quick(tmp_path):
     result = check_quick_mode("random-feature-amplification", tmp_path, figures=2)
     assert all(c.source and c.derivation for c in result.claims)
+
+
+def test_each_moderate_noise_rate_of_both_grids_has_its_own_calibrated_term():
+    # excess_finite falls back to the largest term for a rate it was not calibrated at; the
+    # recipe's own grids must never need that fallback
+    for quick in (True, False):
+        spec = RECIPES.get("random-feature-amplification").spec(quick=quick)
+        rates = {round(float(p), 6) for p in spec["sweep"][P] if p <= P_MODERATE}
+        assert rates == set(EXCESS_FINITE[quick])
