@@ -15,11 +15,10 @@ over networks and the 3-sigma (99.73%) upper limit of the rate when no point was
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pandas as pd
-from stores import calibration_data
+from stores import calibration_data, run_from_command_line
 
 from twolayer.recipes.adversarial_one_step import (
     _table,
@@ -62,6 +61,4 @@ def main(mode: str, pattern: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("quick", "full"):
-        raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    run_from_command_line(main, __doc__)

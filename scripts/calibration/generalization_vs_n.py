@@ -13,10 +13,8 @@ store (each a block of the recipe's seed count), to show the spread the claim's 
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
-from stores import calibration_data
+from stores import calibration_data, run_from_command_line
 
 from twolayer.recipes.generalization_vs_n import _table, gap_slope
 
@@ -33,6 +31,4 @@ def main(mode: str, pattern: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("quick", "full"):
-        raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    run_from_command_line(main, __doc__)

@@ -14,10 +14,9 @@ error.
 from __future__ import annotations
 
 import math
-import sys
 
 import pandas as pd
-from stores import calibration_data
+from stores import calibration_data, run_from_command_line
 
 from twolayer.recipes.online_sgd_plateau import run_table, theory_of
 
@@ -34,6 +33,4 @@ def main(mode: str, pattern: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("quick", "full"):
-        raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    run_from_command_line(main, __doc__)

@@ -16,11 +16,9 @@ counting from the spec alone, per spike well clear of the bulk).
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
-from stores import calibration_data
+from stores import calibration_data, run_from_command_line
 
 from twolayer.recipes.polynomial_spikes import (
     _setting,
@@ -59,6 +57,4 @@ def main(mode: str, pattern: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("quick", "full"):
-        raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    run_from_command_line(main, __doc__)

@@ -14,11 +14,10 @@ the widths of |mean relative error| (the finite-size term), with that mean's sta
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import pandas as pd
-from stores import calibration_data
+from stores import calibration_data, run_from_command_line
 
 from twolayer.recipes.rf_sgd_double_descent import AWAY, _sizes, relative_errors
 
@@ -43,6 +42,4 @@ def main(mode: str, pattern: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("quick", "full"):
-        raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    run_from_command_line(main, __doc__)

@@ -4,6 +4,8 @@ calibration seeds, read as the recipe's claims read them."""
 from __future__ import annotations
 
 import glob
+import sys
+from collections.abc import Callable
 
 from twolayer.experiment.results import load
 from twolayer.recipes import RECIPES
@@ -19,3 +21,11 @@ def calibration_data(name: str, mode: str, pattern: str) -> list[RecipeData]:
     if not stores:
         raise SystemExit(f"no store matches {pattern!r}")
     return [RecipeData(frame=load(store), store=store, quick=quick, spec=spec) for store in stores]
+
+
+def run_from_command_line(main: Callable[[str, str], None], usage: str) -> None:
+    """Call ``main(mode, pattern)`` with the two command-line arguments MODE ("quick" or "full")
+    and the stores' glob; exit with ``usage`` otherwise."""
+    if len(sys.argv) != 3 or sys.argv[1] not in ("quick", "full"):
+        raise SystemExit(usage)
+    main(sys.argv[1], sys.argv[2])
