@@ -7,7 +7,7 @@ an equality with 1/2 whose tolerance is 3 sem + a finite-time term measured on c
 import math
 
 import pytest
-from recipe_checks import check_quick_mode
+from recipe_checks import check_calibrated_quantities_are_the_claims, check_quick_mode
 
 from twolayer.recipes.early_stage import LOGISTIC_FINITE, logistic_ratio_prediction
 
@@ -32,3 +32,6 @@ def test_early_stage_quick(tmp_path):
     result = check_quick_mode("early-stage", tmp_path)
     assert {c.kind for c in result.claims} == {"ordering", "equality"}
     assert all(c.source and c.derivation for c in result.claims)
+    check_calibrated_quantities_are_the_claims(result, "early-stage", {
+        "logistic-GD": ("logistic-one-over-t-GD", 0.5),
+        "logistic-SGD": ("logistic-one-over-t-SGD", 0.5)})

@@ -7,7 +7,7 @@ T = tau/N, init at the prior N(0, tau/lambda) on every coordinate), and the quic
 import math
 
 import pytest
-from recipe_checks import check_quick_mode
+from recipe_checks import check_calibrated_quantities_are_the_claims, check_quick_mode
 
 from twolayer.recipes import RECIPES
 
@@ -35,3 +35,8 @@ def test_zip_is_mean_field_langevin_with_one_lambda_and_tau(quick):
 def test_mean_field_langevin_quick(tmp_path):
     result = check_quick_mode("mean-field-langevin", tmp_path, figures=2)
     assert all(c.source and c.derivation for c in result.claims)
+    # tau (d_max - d_min) / 2 = 1e-3 x (128 - 8) / 2 at the quick zip's temperature x N
+    check_calibrated_quantities_are_the_claims(result, "mean-field-langevin", {
+        "drift": ("plateau-reached", 0.0), "offset": ("raw-plateau-offset", 0.06),
+        "plateau-d8": ("truncation-plateau-d8", 0.0), "excess-d32": ("truncation-excess-d32", 0.0),
+        "one-over-N": ("test-error-one-over-N", 0.0)})

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.special
-from recipe_checks import check_quick_mode
+from recipe_checks import check_calibrated_quantities_are_the_claims, check_quick_mode
 
 from twolayer.recipes import RECIPES
 from twolayer.recipes.random_feature_amplification import (
@@ -37,6 +37,8 @@ def test_median_of_max_abs_and_its_standard_error():
 def test_random_feature_amplification_quick(tmp_path):
     result = check_quick_mode("random-feature-amplification", tmp_path, figures=2)
     assert all(c.source and c.derivation for c in result.claims)
+    check_calibrated_quantities_are_the_claims(result, "random-feature-amplification", {
+        "linear": ("linear-at-one-half", 0.5)})
 
 
 def test_each_moderate_noise_rate_of_both_grids_has_its_own_calibrated_term():
